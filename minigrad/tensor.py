@@ -1,0 +1,447 @@
+"""The Tensor and its primitive ops.
+
+Each op computes its result from numpy arrays and, right beside it, defines `backward(g)`: given
+the gradient of the loss with respect to the result, it returns the gradient with respect to each
+parent, in the result's (broadcast) shape. Summing back to each parent's own shape, and adding up
+the contributions of a parent used several times, is done once, in autograd.py.
+
+A backward closure captures arrays and plain values, never tensors, so that dropping the last
+reference to a very long graph never recurses through closures.
+"""
+import numpy as np
+
+from . import autograd
+
+_FLOAT_KINDS = "f"
+
+
+def _result(data, parents, backward):
+    """Wrap an op's output; record the graph only if grad mode is on and a parent needs it."""
+    out = Tensor.__new__(Tensor)
+    out.data = data if type(data) is np.ndarray else np.asarray(data)
+    out.grad = None
+    out._seq = autograd.next_seq()
+    if autograd._enabled:
+        for p in parents:
+            if p.requires_grad:
+                out.requires_grad = True
+                out._parents = parents
+                out._backward = backward
+                return out
+    out.requires_grad = False
+    out._parents = ()
+    out._backward = None
+    return out
+
+
+def _constant(value, like):
+    """A tensor for a non-tensor operand; floats take `like`'s dtype so float32 stays float32."""
+    data = np.asarray(value)
+    if like.dtype.kind in _FLOAT_KINDS and data.dtype.kind in "fiub":
+        data = data.astype(like.dtype, copy=False)
+    return _result(data, (), None)
+
+
+def _broadcast_error(op, a, b):
+    return ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together")
+
+
+def _as_index(index):
+    """Replace tensors inside an index by their arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def _is_basic_index(index):
+    """True if numpy would answer with a view: no element can be picked twice."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
+
+
+def _reduce_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(a % ndim for a in axes)
+
+
+class Tensor:
+    """A numpy array that records, as ops run on it, how to send gradients back.
+
+    Float data becomes float32 unless another float dtype is asked for (float64 for gradient
+    checks); integer and bool data keep their dtype (labels, indices) and cannot require grad.
+    The data is copied, so later changes to the caller's array do not reach the tensor.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_seq", "__weakref__")
+    __array_priority__ = 1000  # numpy defers to Tensor's reflected operators: array + tensor works
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        data = np.array(data, dtype=dtype)
+        if dtype is None and data.dtype.kind in _FLOAT_KINDS and data.dtype != np.float32:
+            data = data.astype(np.float32)
+        if requires_grad and data.dtype.kind not in _FLOAT_KINDS:
+            raise TypeError(f"Tensor: only floating-point tensors can require grad; got dtype "
+                            f"{data.dtype} (convert with dtype=np.float32 or np.float64)")
+        self.data = data
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._parents = ()
+        self._backward = None
+        self._seq = autograd.next_seq()
+
+    # ----- plain attributes -----
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, precision=4, separator=', ')}{extra})"
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             "use .any() or .all() on .data")
+        return bool(self.data)
+
+    __hash__ = object.__hash__
+
+    def numpy(self):
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def __float__(self):
+        return float(self.data)
+
+    def detach(self):
+        """The same data, cut from the graph: gradients do not flow through the result."""
+        return _result(self.data, (), None)
+
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate the gradient of this tensor into `.grad` of every leaf it depends on."""
+        autograd.backward(self, grad, retain_graph)
+
+    # ----- elementwise binary ops (numpy broadcasting) -----
+    def __add__(self, other):
+        if not isinstance(other, Tensor):
+            other = _constant(other, self)
+        try:
+            out = self.data + other.data
+        except ValueError:
+            raise _broadcast_error("add", self, other) from None
+
+        def backward(g):
+            return g, g
+        return _result(out, (self, other), backward)
+
+    def __sub__(self, other):
+        if not isinstance(other, Tensor):
+            other = _constant(other, self)
+        try:
+            out = self.data - other.data
+        except ValueError:
+            raise _broadcast_error("sub", self, other) from None
+
+        def backward(g):
+            return g, -g
+        return _result(out, (self, other), backward)
+
+    def __mul__(self, other):
+        if not isinstance(other, Tensor):
+            other = _constant(other, self)
+        a, b = self.data, other.data
+        try:
+            out = a * b
+        except ValueError:
+            raise _broadcast_error("mul", self, other) from None
+
+        def backward(g):
+            return g * b, g * a
+        return _result(out, (self, other), backward)
+
+    def __truediv__(self, other):
+        if not isinstance(other, Tensor):
+            other = _constant(other, self)
+        a, b = self.data, other.data
+        try:
+            out = a / b
+        except ValueError:
+            raise _broadcast_error("div", self, other) from None
+
+        def backward(g):
+            gb = g / b
+            return gb, -gb * out
+        return _result(out, (self, other), backward)
+
+    def __pow__(self, exponent):
+        if not isinstance(exponent, Tensor):
+            exponent = _constant(exponent, self)
+        a, b = self.data, exponent.data
+        try:
+            out = a ** b
+        except ValueError:
+            raise _broadcast_error("pow", self, exponent) from None
+        exponent_needs_grad = exponent.requires_grad
+
+        def backward(g):
+            ga = g * b * a ** (b - 1)
+            gb = g * out * np.log(a) if exponent_needs_grad else None
+            return ga, gb
+        return _result(out, (self, exponent), backward)
+
+    def __matmul__(self, other):
+        if not isinstance(other, Tensor):
+            other = _constant(other, self)
+        a, b = self.data, other.data
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: needs at least 1-D operands, got shapes {a.shape} and {b.shape}")
+        try:
+            out = a @ b
+        except ValueError:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
+                             f"({a.shape[-1]} != {b.shape[0] if b.ndim == 1 else b.shape[-2]})") from None
+
+        def backward(g):
+            if a.ndim == 1 and b.ndim == 1:   # dot product: g is a scalar
+                return g * b, g * a
+            if a.ndim == 1:                   # (k,) @ (..., k, m) -> (..., m)
+                return (b @ g[..., None])[..., 0], a[:, None] * g[..., None, :]
+            if b.ndim == 1:                   # (..., n, k) @ (k,) -> (..., n)
+                return g[..., None] * b, (np.swapaxes(a, -1, -2) @ g[..., None])[..., 0]
+            return g @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ g
+        return _result(out, (self, other), backward)
+
+    def __radd__(self, other):
+        return _constant(other, self) + self
+
+    def __rsub__(self, other):
+        return _constant(other, self) - self
+
+    def __rmul__(self, other):
+        return _constant(other, self) * self
+
+    def __rtruediv__(self, other):
+        return _constant(other, self) / self
+
+    def __rpow__(self, other):
+        return _constant(other, self) ** self
+
+    def __rmatmul__(self, other):
+        return _constant(other, self) @ self
+
+    def __neg__(self):
+        def backward(g):
+            return (-g,)
+        return _result(-self.data, (self,), backward)
+
+    # ----- comparisons: boolean results that carry no gradient -----
+    def _compare(self, other, ufunc):
+        other = other.data if isinstance(other, Tensor) else other
+        return _result(ufunc(self.data, other), (), None)
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    def __eq__(self, other):
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
+
+    # ----- indexing -----
+    def __getitem__(self, index):
+        index = _as_index(index)
+        out = self.data[index]
+        shape, dtype = self.data.shape, self.data.dtype
+        basic = _is_basic_index(index)
+
+        def backward(g):
+            full = np.zeros(shape, dtype)
+            if basic:
+                full[index] = g
+            else:                             # an element picked twice gets both gradients
+                np.add.at(full, index, g)
+            return (full,)
+        return _result(out, (self,), backward)
+
+    # ----- reductions -----
+    def sum(self, axis=None, keepdims=False):
+        shape = self.data.shape
+        out = self.data.sum(axis=axis, keepdims=keepdims)
+
+        def backward(g):
+            if axis is not None and not keepdims:
+                g = np.expand_dims(g, axis)
+            return (np.broadcast_to(g, shape),)
+        return _result(out, (self,), backward)
+
+    def mean(self, axis=None, keepdims=False):
+        shape = self.data.shape
+        out = self.data.mean(axis=axis, keepdims=keepdims)
+        scale = out.size / self.data.size if self.data.size else 0.0
+
+        def backward(g):
+            if axis is not None and not keepdims:
+                g = np.expand_dims(g, axis)
+            return (np.broadcast_to(g * scale, shape),)
+        return _result(out, (self,), backward)
+
+    def max(self, axis=None, keepdims=False):
+        """Maximum along axes; tied maxima share the gradient equally."""
+        a = self.data
+        kept = a.max(axis=axis, keepdims=True)
+        out = kept if keepdims else kept.reshape(np.delete(a.shape, _reduce_axes(axis, a.ndim)))
+
+        def backward(g):
+            winners = a == kept
+            share = winners / winners.sum(axis=axis, keepdims=True)
+            if not keepdims:
+                g = g.reshape(kept.shape)
+            return ((g * share).astype(a.dtype, copy=False),)
+        return _result(out, (self,), backward)
+
+    # ----- elementwise unary ops -----
+    def exp(self):
+        out = np.exp(self.data)
+
+        def backward(g):
+            return (g * out,)
+        return _result(out, (self,), backward)
+
+    def log(self):
+        a = self.data
+
+        def backward(g):
+            return (g / a,)
+        return _result(np.log(a), (self,), backward)
+
+    def tanh(self):
+        out = np.tanh(self.data)
+
+        def backward(g):
+            return (g - g * out * out,)          # g * (1 - out^2), without a scalar operand
+        return _result(out, (self,), backward)
+
+    def sigmoid(self):
+        out = sigmoid(self.data)
+
+        def backward(g):
+            g_out = g * out
+            return (g_out - g_out * out,)       # g * out * (1 - out)
+        return _result(out, (self,), backward)
+
+    def relu(self):
+        a = self.data
+
+        def backward(g):
+            return (g * (a > 0),)
+        return _result(np.maximum(a, 0), (self,), backward)
+
+    def abs(self):
+        a = self.data
+
+        def backward(g):
+            return (g * np.sign(a),)
+        return _result(np.abs(a), (self,), backward)
+
+    def sqrt(self):
+        out = np.sqrt(self.data)
+
+        def backward(g):
+            return (g * 0.5 / out,)
+        return _result(out, (self,), backward)
+
+    def sign(self):
+        """-1, 0 or 1; a step function, so its gradient is zero: the result is a constant."""
+        return _result(np.sign(self.data), (), None)
+
+    def clip(self, lo=None, hi=None):
+        """Clamp to [lo, hi]; the gradient passes where the input lies inside the interval."""
+        a = self.data
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"clip: lo={lo} is greater than hi={hi}")
+
+        def backward(g):
+            inside = np.ones(a.shape, bool)
+            if lo is not None:
+                inside &= a >= lo
+            if hi is not None:
+                inside &= a <= hi
+            return (g * inside,)
+        return _result(np.clip(a, lo, hi), (self,), backward)
+
+    # ----- shape ops -----
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        original = self.data.shape
+        try:
+            out = self.data.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape shape {original} ({self.data.size} elements) "
+                             f"into {shape}") from None
+
+        def backward(g):
+            return (g.reshape(original),)
+        return _result(out, (self,), backward)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        axes = axes or tuple(reversed(range(self.data.ndim)))
+        if sorted(a % max(self.data.ndim, 1) for a in axes) != list(range(self.data.ndim)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of the axes of shape "
+                             f"{self.shape}")
+        inverse = np.argsort([a % self.data.ndim for a in axes])
+
+        def backward(g):
+            return (g.transpose(inverse),)
+        return _result(self.data.transpose(axes), (self,), backward)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+
+def sigmoid(a):
+    """The logistic function on an array, as (1 + tanh(a/2)) / 2: it never overflows, unlike
+    1 / (1 + exp(-a)). The constant is a 0-d array of a's dtype: it keeps float32 float32 and,
+    on tiny arrays, costs less than a Python float."""
+    half = np.array(0.5, a.dtype)
+    out = np.tanh(a * half)
+    out *= half
+    out += half
+    return out

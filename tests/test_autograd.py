@@ -1,0 +1,184 @@
+"""How gradients flow: accumulation, grad(), no_grad, detach, freeing, deep graphs, errors."""
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+import minigrad.functional as F
+from conftest import tensor64
+
+
+def test_leaves_accumulate_and_intermediates_keep_no_grad():
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    y.sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, [3 + 2, 3 + 4])
+    assert y.grad is None
+
+
+def test_a_tensor_used_twice_gets_both_contributions():
+    x = mg.Tensor(2.0, requires_grad=True)
+    y = x * x + x
+    y.backward()
+    assert x.grad == pytest.approx(5.0)
+
+
+def test_backward_with_an_explicit_gradient():
+    x = mg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * 2).backward(np.array([1.0, 0.0, -1.0]))
+    np.testing.assert_allclose(x.grad, [2, 0, -2])
+
+
+def test_backward_on_a_non_scalar_without_gradient_says_so():
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"shape \(2,\).*pass the gradient"):
+        (x * 2).backward()
+
+
+def test_backward_on_a_tensor_without_grad_says_so():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        mg.Tensor([1.0]).sum().backward()
+
+
+def test_backward_with_a_gradient_of_the_wrong_shape():
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"gradient of shape \(3,\) given for an output of shape \(2,\)"):
+        (x * 2).backward(np.ones(3))
+
+
+def test_backward_frees_the_graph_unless_asked_to_keep_it():
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, [4, 8])
+    with pytest.raises(RuntimeError, match="already been freed"):
+        y.backward()
+
+
+def test_grad_returns_gradients_without_touching_dot_grad(rng):
+    x, w = tensor64(rng, (3,)), tensor64(rng, (3,))
+    loss = ((x * w).sum()) ** 2
+    gx, gw = mg.grad(loss, [x, w])
+    s = (x.data * w.data).sum()
+    np.testing.assert_allclose(gx, 2 * s * w.data)
+    np.testing.assert_allclose(gw, 2 * s * x.data)
+    assert x.grad is None and w.grad is None
+    loss.backward()  # the graph is still usable
+    np.testing.assert_allclose(x.grad, gx)
+
+
+def test_grad_with_respect_to_intermediate_tensors(rng):
+    x = tensor64(rng, (3,))
+    y = x * 2
+    z = (y * y).sum()
+    np.testing.assert_allclose(mg.grad(z, y), 2 * y.data)
+    np.testing.assert_allclose(mg.grad(z, [x, y])[0], 8 * x.data)
+
+
+def test_grad_counts_paths_through_another_input():
+    a = mg.Tensor(1.5, requires_grad=True, dtype=np.float64)
+    b = a * 2
+    out = b + a
+    ga, gb = mg.grad(out, [a, b])
+    assert ga == pytest.approx(3.0) and gb == pytest.approx(1.0)
+
+
+def test_grad_of_an_unrelated_input_is_zeros(rng):
+    x, unused = tensor64(rng, (3,)), tensor64(rng, (2, 2))
+    g = mg.grad((x * x).sum(), [x, unused])[1]
+    np.testing.assert_array_equal(g, np.zeros((2, 2)))
+    assert mg.grad(mg.Tensor([1.0]).sum(), unused).shape == (2, 2)
+
+
+def test_grad_with_grad_output_for_non_scalar(rng):
+    x = tensor64(rng, (3,))
+    np.testing.assert_allclose(mg.grad(x * 3, x, grad_output=np.array([1.0, 2.0, 3.0])), [3, 6, 9])
+    with pytest.raises(RuntimeError, match="pass the gradient"):
+        mg.grad(x * 3, x)
+
+
+def test_grad_does_not_walk_the_history_older_than_its_inputs():
+    """grad(f(theta_t), theta_t) deep in an unrolled loop must not visit the loop's history."""
+    w = mg.Tensor(0.5, requires_grad=True, dtype=np.float64)
+    theta = mg.Tensor(1.0, requires_grad=True, dtype=np.float64)
+    for _ in range(50):
+        theta = theta - w * theta
+    calls = []
+    history_node = theta._parents[0]
+    original = history_node._backward
+    history_node._backward = lambda g: calls.append(1) or original(g)
+    loss = theta * theta
+    assert mg.grad(loss, theta) == pytest.approx(2 * theta.data)
+    assert calls == []
+
+
+def test_no_grad_records_nothing_and_restores_the_mode():
+    x = mg.Tensor([1.0], requires_grad=True)
+    with mg.no_grad():
+        y = x * 2
+        assert not mg.is_grad_enabled()
+    assert mg.is_grad_enabled()
+    assert not y.requires_grad and y._parents == ()
+
+    @mg.no_grad()
+    def double(t):
+        return t * 2
+    assert not double(x).requires_grad
+
+
+def test_detach_cuts_the_graph():
+    x = mg.Tensor([3.0], requires_grad=True)
+    y = x.detach() * x
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0])
+    assert not x.detach().requires_grad
+    assert x.detach().data is x.data
+
+
+def test_a_chain_of_100000_ops_backpropagates():
+    x = mg.Tensor(1.0, requires_grad=True, dtype=np.float64)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0 + 0.0
+    y.backward()
+    assert x.grad == pytest.approx(1.0)
+
+
+def test_dropping_a_long_unused_graph_does_not_crash():
+    x = mg.Tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y + 1.0
+    del y
+    gc.collect()
+
+
+def test_memory_does_not_grow_over_1000_training_iterations(rng):
+    data = rng.standard_normal((32, 8)).astype(np.float32)
+    labels = rng.integers(0, 4, 32)
+    layers = [mg.nn.Linear(8, 16, rng=0), mg.nn.Linear(16, 4, rng=1)]
+    params = [p for layer in layers for p in layer.parameters()]
+
+    def train(steps):
+        for _ in range(steps):
+            logits = layers[1](layers[0](mg.Tensor(data)).sigmoid())
+            F.cross_entropy(logits, labels).backward()
+            for p in params:
+                p.data -= 0.1 * p.grad
+                p.grad = None
+
+    train(50)
+    gc.collect()
+    tracemalloc.start()
+    train(200)
+    gc.collect()
+    after_200, _ = tracemalloc.get_traced_memory()
+    train(800)
+    gc.collect()
+    after_1000, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert after_1000 - after_200 < 100_000, (after_200, after_1000)
