@@ -1,0 +1,83 @@
+"""The paper's comparison protocol (section 3): the learned optimizer against SGD, RMSprop, Adam
+and NAG, each baseline with its learning rate tuned by grid search on validation problems, then
+every optimizer run on the same fresh test problems.
+
+The baselines run the pure update functions of `optim.functional` on the problem's parameter
+arrays; other hyperparameters stay at their common defaults (NAG: Nesterov momentum 0.9).
+"""
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import functional as OF
+from .meta import learned_losses
+
+BASELINES = {
+    "SGD": (OF.sgd_init, OF.sgd_update, {}),
+    "RMSprop": (OF.rmsprop_init, OF.rmsprop_update, {}),
+    "Adam": (OF.adam_init, OF.adam_update, {}),
+    "NAG": (lambda p: OF.sgd_init(p, momentum=0.9), OF.sgd_update,
+            {"momentum": 0.9, "nesterov": True}),
+}
+
+
+def learning_rate_grid(low=1e-4, high=10.0, per_decade=3):
+    """Log-spaced learning rates from `low` to `high`, `per_decade` points per factor of ten."""
+    decades = np.log10(high) - np.log10(low)
+    return 10.0 ** np.linspace(np.log10(low), np.log10(high), int(round(decades * per_decade)) + 1)
+
+
+def baseline_losses(name, lr, problem, theta0, steps):
+    """f(theta_0), ..., f(theta_steps) of baseline `name` at learning rate `lr`; once the loss
+    stops being finite, the rest is NaN."""
+    init, update, options = BASELINES[name]
+    params = [p.copy() for p in theta0]
+    states = [init(p) for p in params]
+    losses = np.full(steps + 1, np.nan)
+    with np.errstate(all="ignore"):
+        for step in range(steps + 1):
+            loss, grads = problem.loss_and_grad(params, step)
+            losses[step] = loss
+            if step == steps or not np.isfinite(loss):
+                break
+            for i, (g, p, s) in enumerate(zip(grads, params, states)):
+                params[i], states[i] = update(g, p, s, lr=lr, **options)
+    return losses
+
+
+def tune_learning_rate(name, problems, steps, grid=None, progress=False):
+    """The grid learning rate with the lowest mean final loss over `problems` (a list of
+    (problem, theta0)); returns (best lr, {lr: mean final loss})."""
+    grid = learning_rate_grid() if grid is None else grid
+    scores = {}
+    for lr in tqdm(grid, desc=f"tuning {name}", leave=False, disable=not progress):
+        finals = [baseline_losses(name, lr, problem, theta0, steps)[-1] for problem, theta0 in problems]
+        scores[float(lr)] = float(np.mean(finals)) if np.all(np.isfinite(finals)) else float("inf")
+    best = min(scores, key=scores.get)
+    if not np.isfinite(scores[best]):
+        raise RuntimeError(f"tuning {name}: every learning rate in the grid diverged")
+    return best, scores
+
+
+def compare(networks, test_problems, steps, learning_rates, assign=None, progress=True):
+    """Run the learned optimizer and every baseline (at its given learning rate) on the same test
+    problems. Returns {name: array (n_tests, steps + 1)} of losses at theta_0 ... theta_steps."""
+    results = {}
+    runs = [("LSTM", None)] + [(name, learning_rates[name]) for name in BASELINES]
+    for name, lr in runs:
+        rows = []
+        for problem, theta0 in tqdm(test_problems, desc=f"testing {name}", leave=False,
+                                    disable=not progress):
+            if name == "LSTM":
+                rows.append(learned_losses(networks, problem, theta0, steps, assign))
+            else:
+                rows.append(baseline_losses(name, lr, problem, theta0, steps))
+        results[name] = np.array(rows)
+    return results
+
+
+def summarize(losses):
+    """Mean and standard error over test problems at each step (NaN where any run diverged)."""
+    n = losses.shape[0]
+    mean = losses.mean(axis=0)
+    stderr = losses.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)
+    return mean, stderr

@@ -1,0 +1,353 @@
+"""Meta-training: learning the optimizer's weights phi by gradient descent (paper, section 2).
+
+One epoch is one trajectory: a fresh problem f from the family, theta_0 from the problem, zero
+LSTM state, then `steps` optimizer steps taken `unroll` at a time (truncated backpropagation
+through time). Within an unroll,
+
+    grad_t = grad f(theta_t)            read with minigrad.grad: a constant, so no second
+                                        derivatives are ever taken (first order, section 2)
+    g_t, state = m(grad_t, state; phi)
+    theta_{t+1} = theta_t + g_t
+    L(phi) = sum_t f(theta_{t+1})       w_t = 1 for every t (eq. 2)
+
+and after it, one meta-update of phi (Adam) from dL/dphi. The meta-gradient flows from each
+f(theta_t) back through theta_t to every earlier update g_s and through the LSTM state, within
+the unroll; theta and the state are carried to the next unroll detached.
+
+Summing f(theta_0) as well (the official code does) changes the reported value but not the
+meta-gradient: theta_0 of an unroll never depends on phi once detached.
+"""
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import minigrad as mg
+
+from .classic import Adam
+from .learned import (CoordinatewiseLSTM, LearnedOptimizer, _atomic_savez, _read_npz,
+                      detach_state, load_networks, save_networks)
+
+
+class MetaTrainingError(RuntimeError):
+    """Meta-training cannot go on (for instance: every update in a row was not finite)."""
+
+
+class Trajectory:
+    """theta, the gradient at theta, and the LSTM state of one optimisation run in progress.
+
+    Each network updates its own parameters, flattened and joined into one vector: theta[name]
+    is a (n_name,) tensor and state[name] the network's (h, c) per layer. `params()` gives the
+    problem its parameter tensors back in its own order and shapes.
+    """
+
+    def __init__(self, problem, networks, theta0, assign=None, default=None):
+        self.problem = problem
+        self.step = 0
+        default = default or sorted(networks)[0]
+        assign = assign or {}
+        self.layout = {}          # name -> [(param index, offset, size, shape)]
+        for i, p in enumerate(theta0):
+            entries = self.layout.setdefault(assign.get(i, default), [])
+            offset = entries[-1][1] + entries[-1][2] if entries else 0
+            entries.append((i, offset, p.size, p.shape))
+        self.n_params = len(theta0)
+        self.theta = {name: mg.Tensor(np.concatenate([theta0[i].reshape(-1) for i, *_ in entries]),
+                                      requires_grad=True, dtype=theta0[0].dtype)
+                      for name, entries in self.layout.items()}
+        self.state = {name: networks[name].initial_state(self.theta[name].size)
+                      for name in self.layout}
+        self.loss, self.grad = self.evaluate()
+
+    def params(self):
+        params = [None] * self.n_params
+        for name, entries in self.layout.items():
+            theta = self.theta[name]
+            for i, offset, size, shape in entries:
+                whole = offset == 0 and size == theta.size
+                params[i] = (theta if whole else theta[offset:offset + size]).reshape(shape)
+        return params
+
+    def evaluate(self):
+        """f(theta) at the current step, and its gradient per network as constant arrays."""
+        loss = self.problem.loss(self.params(), self.step)
+        names = list(self.theta)
+        grads = mg.grad(loss, [self.theta[n] for n in names])
+        return loss, dict(zip(names, grads))
+
+    def advance(self, networks):
+        """One optimizer step: theta += m(grad f(theta)); returns f at the new theta (a tensor in
+        the meta-graph)."""
+        for name, theta in self.theta.items():
+            update, self.state[name] = networks[name](self.grad[name], self.state[name])
+            self.theta[name] = theta + update
+        self.step += 1
+        self.loss, self.grad = self.evaluate()
+        return self.loss
+
+    def detach(self):
+        """Cut the meta-graph here (the truncation of truncated BPTT)."""
+        self.theta = {name: mg.Tensor(t.data, requires_grad=True, dtype=t.dtype)
+                      for name, t in self.theta.items()}
+        self.state = {name: detach_state(s) for name, s in self.state.items()}
+
+
+def unroll(networks, trajectory, length):
+    """Advance `trajectory` by `length` steps; return the meta-loss sum_t f(theta_t) (a tensor)."""
+    meta_loss = trajectory.advance(networks)
+    for _ in range(length - 1):
+        meta_loss = meta_loss + trajectory.advance(networks)
+    return meta_loss
+
+
+def learned_losses(networks, problem, theta0, steps, assign=None):
+    """f(theta_0), ..., f(theta_steps) of the learned optimizer run on `problem`, as a float
+    array, with no meta-graph: the trained networks used as a plain optimizer."""
+    params = [mg.Tensor(p, requires_grad=True) for p in theta0]
+    optimizer = LearnedOptimizer(params, networks, assign=assign)
+    losses = np.empty(steps + 1)
+    for step in range(steps + 1):
+        loss = problem.loss(params, step)
+        losses[step] = loss.item()
+        if step == steps or not np.isfinite(losses[step]):
+            losses[step + 1:] = np.nan
+            break
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return losses
+
+
+def global_norm(arrays):
+    return math.sqrt(sum(float(np.vdot(a, a)) for a in arrays))
+
+
+@dataclass
+class MetaConfig:
+    """Meta-training settings; the defaults are the paper's (100 steps unrolled 20 at a time).
+
+    epochs: trajectories to train on, each on a fresh problem.
+    meta_lr: Adam's learning rate on phi (the paper searched it; the official code: 1e-3).
+    clip_norm: if set, rescale the meta-gradient to at most this global norm (not in the paper;
+        Wichrowska et al. 2017 found it helps).
+    validate_every: epochs between validations on `validation_problems` held-out problems; the
+        best network by mean validation meta-loss is the one kept (the paper's early stopping).
+    max_failures: a run stops after this many non-finite meta-updates in a row.
+    """
+
+    steps: int = 100
+    unroll: int = 20
+    epochs: int = 100
+    meta_lr: float = 1e-3
+    clip_norm: float = None
+    validate_every: int = 10
+    validation_problems: int = 8
+    max_failures: int = 10
+    seed: int = 0
+
+
+class MetaTrainer:
+    """Trains networks on a family of problems; checkpoints and resumes.
+
+        trainer = MetaTrainer({"all": CoordinatewiseLSTM(config)}, family, MetaConfig(...),
+                              out_dir="runs/quadratic")
+        trainer.fit()          # writes out_dir/optimizer.npz (the best) and checkpoint.npz
+    """
+
+    def __init__(self, networks, family, config=MetaConfig(), out_dir=None, assign=None,
+                 validation_family=None, progress=True):
+        if config.steps % config.unroll:
+            raise ValueError(f"MetaConfig: steps ({config.steps}) must be a multiple of unroll "
+                             f"({config.unroll})")
+        self.networks = networks
+        self.family = family
+        self.validation_family = validation_family or family
+        self.config = config
+        self.out_dir = out_dir
+        self.assign = assign
+        self.progress = progress
+        self.params = [p for name in sorted(networks) for p in networks[name].parameters()]
+        self.meta_optimizer = Adam(self.params, lr=config.meta_lr)
+        self.rng = np.random.default_rng(config.seed)
+        validation_rng = np.random.default_rng([config.seed, 1])
+        self.validation_set = [self._draw(self.validation_family, validation_rng)
+                               for _ in range(config.validation_problems)]
+        self.epoch = 0
+        self.failures = 0
+        self.skipped = 0
+        self.history = []         # (epoch, mean meta-loss per step of the epoch's trajectory)
+        self.validation = []      # (epoch, mean validation meta-loss)
+        self.best = None          # (validation figure, epoch, state dicts)
+
+    @staticmethod
+    def _draw(family, rng):
+        problem = family.sample(rng)
+        return problem, problem.init_params(rng)
+
+    # ----- one trajectory -----
+    def train_trajectory(self, problem, theta0):
+        """Meta-train on one trajectory; returns the meta-loss of each unroll (floats)."""
+        config = self.config
+        trajectory = Trajectory(problem, self.networks, theta0, self.assign)
+        unroll_losses = []
+        for _ in range(config.steps // config.unroll):
+            meta_loss = unroll(self.networks, trajectory, config.unroll)
+            value = meta_loss.item()
+            unroll_losses.append(value)
+            if not np.isfinite(value):
+                self._skip(f"meta-loss is {value}")
+                break          # theta is no longer finite: this trajectory is lost
+            for p in self.params:
+                p.grad = None
+            meta_loss.backward()
+            grads = [p.grad if p.grad is not None else np.zeros_like(p.data) for p in self.params]
+            norm = global_norm(grads)
+            if not np.isfinite(norm):
+                self._skip(f"meta-gradient norm is {norm}")
+                trajectory.detach()
+                continue
+            if config.clip_norm is not None and norm > config.clip_norm:
+                for g in grads:
+                    g *= config.clip_norm / norm
+            self.meta_optimizer.step()
+            self.failures = 0
+            trajectory.detach()
+        return unroll_losses
+
+    def _skip(self, reason):
+        self.failures += 1
+        self.skipped += 1
+        for p in self.params:
+            p.grad = None
+        tqdm.write(f"epoch {self.epoch}: meta-update skipped: {reason}")
+        if self.failures >= self.config.max_failures:
+            raise MetaTrainingError(
+                f"{self.failures} meta-updates in a row were not finite (last: {reason}); lower "
+                "the meta learning rate or set a gradient clipping norm (clip_norm)")
+
+    # ----- validation -----
+    def validate(self):
+        """Mean over the validation problems of sum_t f(theta_t), t = 1..steps (the meta-loss
+        of a whole trajectory), with the current networks frozen."""
+        totals = [learned_losses(self.networks, problem, theta0, self.config.steps, self.assign)[1:].sum()
+                  for problem, theta0 in self.validation_set]
+        return float(np.mean(totals)) if np.all(np.isfinite(totals)) else float("inf")
+
+    def _snapshot(self):
+        return {name: net.state_dict() for name, net in self.networks.items()}
+
+    # ----- the loop -----
+    def fit(self, epochs=None, resume=False):
+        """Meta-train for `epochs` (default: config.epochs) in all; with `resume`, continue from
+        out_dir/checkpoint.npz if it exists. Returns the best validation figure."""
+        epochs = self.config.epochs if epochs is None else epochs
+        if resume and self.out_dir and os.path.exists(self.checkpoint_path):
+            self.load_checkpoint(self.checkpoint_path)
+        bar = tqdm(total=epochs, initial=self.epoch, desc="meta-training", unit="epoch",
+                   disable=not self.progress, dynamic_ncols=True)
+        while self.epoch < epochs:
+            problem, theta0 = self._draw(self.family, self.rng)
+            losses = self.train_trajectory(problem, theta0)
+            self.epoch += 1
+            self.history.append((self.epoch, float(np.sum(losses)) / self.config.steps))
+            bar.update(1)
+            if self.epoch % self.config.validate_every == 0 or self.epoch == epochs:
+                figure = self.validate()
+                self.validation.append((self.epoch, figure))
+                if self.best is None or figure < self.best[0]:
+                    self.best = (figure, self.epoch, self._snapshot())
+                    if self.out_dir:
+                        self.save_best(os.path.join(self.out_dir, "optimizer.npz"))
+                if self.out_dir:
+                    self.save_checkpoint(self.checkpoint_path)
+            bar.set_postfix(meta_loss=f"{self.history[-1][1]:.4g}",
+                            val=f"{self.validation[-1][1]:.4g}" if self.validation else "-",
+                            best=f"{self.best[0]:.4g}@{self.best[1]}" if self.best else "-")
+        bar.close()
+        return self.best[0] if self.best else None
+
+    def best_networks(self):
+        """Networks holding the best weights seen by validation (the current ones if none)."""
+        if self.best is None:
+            return self.networks
+        networks = {name: CoordinatewiseLSTM(net.config) for name, net in self.networks.items()}
+        for name, net in networks.items():
+            net.load_state_dict(self.best[2][name])
+        return networks
+
+    def save_best(self, path):
+        save_networks(path, self.best_networks(),
+                      extra={"validation": self.best[0], "epoch": self.best[1]})
+
+    # ----- checkpoints -----
+    @property
+    def checkpoint_path(self):
+        return os.path.join(self.out_dir, "checkpoint.npz")
+
+    def save_checkpoint(self, path):
+        """Everything needed to resume exactly: weights, meta-Adam state, the problem stream's
+        random state, the best weights so far and the history. Written atomically."""
+        arrays = {}
+        for name, net in self.networks.items():
+            for key, value in net.state_dict().items():
+                arrays[f"net/{name}/{key}"] = value
+        if self.best is not None:
+            for name, state in self.best[2].items():
+                for key, value in state.items():
+                    arrays[f"best/{name}/{key}"] = value
+        optimizer_state = self.meta_optimizer.state_dict()
+        scalars = {}
+        for index, state in optimizer_state["state"].items():
+            for key, value in state.items():
+                if isinstance(value, np.ndarray):
+                    arrays[f"adam/{index}/{key}"] = value
+                else:
+                    scalars[f"{index}/{key}"] = value
+        meta = {
+            "config": asdict(self.config),
+            "epoch": self.epoch, "failures": self.failures, "skipped": self.skipped,
+            "history": self.history, "validation": self.validation,
+            "best": None if self.best is None else [self.best[0], self.best[1]],
+            "rng": self.rng.bit_generator.state,
+            "adam_groups": optimizer_state["param_groups"], "adam_scalars": scalars,
+            "networks": {name: net.config.to_json() for name, net in self.networks.items()},
+        }
+        arrays["meta"] = np.array(json.dumps(meta))
+        _atomic_savez(path, arrays)
+
+    def load_checkpoint(self, path):
+        arrays = _read_npz(path, "meta-training checkpoint")
+        try:
+            meta = json.loads(str(arrays["meta"]))
+            saved_networks = meta["networks"]
+            current = {name: net.config.to_json() for name, net in self.networks.items()}
+            if saved_networks != current:
+                raise ValueError(f"it holds networks {saved_networks}, this run has {current}")
+            for name, net in self.networks.items():
+                prefix = f"net/{name}/"
+                net.load_state_dict({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+            state = {}
+            for key, value in arrays.items():
+                if key.startswith("adam/"):
+                    _, index, name = key.split("/", 2)
+                    state.setdefault(int(index), {})[name] = value
+            for key, value in meta["adam_scalars"].items():
+                index, name = key.split("/", 1)
+                state.setdefault(int(index), {})[name] = value
+            self.meta_optimizer.load_state_dict({"state": state, "param_groups": meta["adam_groups"]})
+            self.epoch, self.failures, self.skipped = meta["epoch"], meta["failures"], meta["skipped"]
+            self.history = [tuple(h) for h in meta["history"]]
+            self.validation = [tuple(v) for v in meta["validation"]]
+            self.rng.bit_generator.state = meta["rng"]
+            if meta["best"] is not None:
+                snapshot = {}
+                for name in self.networks:
+                    prefix = f"best/{name}/"
+                    snapshot[name] = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+                self.best = (meta["best"][0], meta["best"][1], snapshot)
+        except (KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not a usable meta-training checkpoint for this run: {error}") from None
+

@@ -1,0 +1,290 @@
+"""The learned optimizer and its meta-training (paper section 2, appendix A; PAPER.md's checks)."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+from models.problems import QuadraticFamily
+from optim.classic import Adam
+from optim.learned import (CoordinatewiseLSTM, LearnedOptimizer, NetworkConfig, load_networks,
+                           preprocess_gradients, save_networks)
+from optim.meta import (MetaConfig, MetaTrainer, MetaTrainingError, Trajectory, learned_losses,
+                        unroll)
+
+LINEAR_ZERO = NetworkConfig(layers=(), preprocess=False, output_scale=1.0, zero_init=True)
+
+
+class Square:
+    """f(x) = x^2 with x_0 = 1: the official tests' problem."""
+
+    def init_params(self, rng):
+        return [np.ones(1, np.float32)]
+
+    def loss(self, params, step):
+        return (params[0] * params[0]).sum()
+
+
+class SquareFamily:
+    def sample(self, rng):
+        return Square()
+
+
+# ----- preprocessing (appendix A) -----
+def test_preprocessing_takes_log_and_sign_of_large_gradients():
+    grad = np.array([1.0, -0.5, 2e-3, -1e3])
+    out = preprocess_gradients(grad, p=10)
+    assert out.shape == (4, 2)
+    np.testing.assert_allclose(out[:, 0], np.log(np.abs(grad)) / 10)
+    np.testing.assert_array_equal(out[:, 1], [1, -1, 1, -1])
+
+
+def test_preprocessing_scales_tiny_gradients_through_the_second_input():
+    grad = np.array([1e-6, -1e-7, 0.0])
+    out = preprocess_gradients(grad, p=10)
+    np.testing.assert_array_equal(out[:, 0], -1)
+    np.testing.assert_allclose(out[:, 1], np.exp(10) * grad)
+
+
+def test_preprocessing_switches_at_e_to_the_minus_p():
+    p = 5.0
+    at, below = np.exp(-p), np.nextafter(np.exp(-p), 0)
+    out = preprocess_gradients(np.array([at, below]), p=p)
+    np.testing.assert_allclose(out[0], [-1.0, 1.0])            # log branch: log(e^-p)/p = -1
+    np.testing.assert_allclose(out[1], [-1.0, np.exp(p) * below])
+    assert preprocess_gradients(np.zeros(3, np.float32), p).dtype == np.float32
+
+
+# ----- the paper's exact check and convergence check -----
+def test_exact_check_two_unrolls_of_the_zero_linear_network():
+    net = CoordinatewiseLSTM(LINEAR_ZERO)
+    meta_optimizer = Adam(net.parameters(), lr=0.01)
+    trajectory = Trajectory(Square(), {"all": net}, Square().init_params(None))
+    for expected_w_b in [-0.01, None]:
+        meta_loss = unroll({"all": net}, trajectory, 5)
+        net.zero_grad()
+        meta_loss.backward()
+        meta_optimizer.step()
+        trajectory.detach()
+        if expected_w_b is not None:
+            assert trajectory.theta["all"].item() == 1.0          # w = b = 0: x did not move
+            np.testing.assert_allclose([net.out_weight.item(), net.out_bias.item()], expected_w_b)
+    x = trajectory.theta["all"].item()
+    assert x == pytest.approx(0.8558812, abs=1e-6)
+    assert x * x == pytest.approx(0.7325327, abs=1e-6)
+
+
+def test_convergence_check_reaches_f_below_1e_5_within_500_epochs():
+    net = CoordinatewiseLSTM(LINEAR_ZERO)
+    meta_optimizer = Adam(net.parameters(), lr=0.01)
+    for epoch in range(500):
+        trajectory = Trajectory(Square(), {"all": net}, Square().init_params(None))
+        for _ in range(5):
+            meta_loss = unroll({"all": net}, trajectory, 20)
+            net.zero_grad()
+            meta_loss.backward()
+            meta_optimizer.step()
+            trajectory.detach()
+        if trajectory.loss.item() < 1e-5:
+            break
+    assert trajectory.loss.item() < 1e-5, f"f = {trajectory.loss.item()} after 500 epochs"
+
+
+# ----- the meta-gradient -----
+def test_meta_gradient_matches_central_differences_with_gradients_held_constant():
+    """First order: the meta-gradient treats each grad_t as a constant input. Check it against
+    central differences of the meta-loss of a replay that feeds the recorded grad_t."""
+    family = QuadraticFamily(dim=3, batch=2, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    problem = family.sample(rng)
+    theta0 = problem.init_params(rng)
+    net = CoordinatewiseLSTM(NetworkConfig(layers=(4, 3), preprocess=True, output_scale=0.1,
+                                           seed=3, dtype="float64"))
+    steps = 4
+    trajectory = Trajectory(problem, {"all": net}, theta0)
+    recorded = []
+
+    def record(grad, state, _forward=net.forward):
+        recorded.append(grad.copy())
+        return _forward(grad, state)
+    net.forward = record
+    meta_loss = unroll({"all": net}, trajectory, steps)
+    del net.forward
+    net.zero_grad()
+    meta_loss.backward()
+    analytic = [p.grad.copy() for p in net.parameters()]
+
+    def replayed_meta_loss():
+        with mg.no_grad():
+            theta = mg.Tensor(theta0[0].reshape(-1), dtype=np.float64)
+            state = net.initial_state(theta.size)
+            total = 0.0
+            for t in range(steps):
+                update, state = net(recorded[t], state)
+                theta = theta + update
+                total += problem.loss([theta.reshape(theta0[0].shape)], t + 1).item()
+            return total
+
+    assert max(np.abs(g).max() for g in analytic) > 1e-2      # not vacuously small
+    eps = 1e-6
+    for p, exact in zip(net.parameters(), analytic):
+        flat = p.data.reshape(-1)
+        for k in range(flat.size):
+            original = flat[k]
+            flat[k] = original + eps
+            up = replayed_meta_loss()
+            flat[k] = original - eps
+            down = replayed_meta_loss()
+            flat[k] = original
+            # atol: rounding in (up - down) on a meta-loss of order 10 is about 1e-9
+            np.testing.assert_allclose(exact.flat[k], (up - down) / (2 * eps), rtol=1e-4, atol=1e-7)
+
+
+def test_no_second_derivatives_the_gradient_input_is_a_constant():
+    problem = QuadraticFamily(dim=3, batch=2).sample(np.random.default_rng(0))
+    net = CoordinatewiseLSTM(NetworkConfig(layers=(4,), preprocess=False))
+    trajectory = Trajectory(problem, {"all": net}, problem.init_params(np.random.default_rng(1)))
+    assert all(isinstance(g, np.ndarray) for g in trajectory.grad.values())
+    trajectory.advance({"all": net})
+    assert all(isinstance(g, np.ndarray) for g in trajectory.grad.values())
+
+
+# ----- the optimizer after training -----
+def test_saved_and_loaded_optimizer_gives_bit_identical_updates(tmp_path):
+    net = CoordinatewiseLSTM(NetworkConfig(seed=7))
+    save_networks(tmp_path / "opt.npz", {"all": net})
+    loaded = load_networks(tmp_path / "opt.npz")["all"]
+    assert loaded.config == net.config
+    runs = []
+    for network in (net, loaded):
+        params = [mg.Tensor(np.linspace(-1, 1, 12).reshape(3, 4), requires_grad=True),
+                  mg.Tensor(np.ones(5), requires_grad=True)]
+        optimizer = LearnedOptimizer(params, network)
+        for _ in range(3):
+            ((params[0] * params[0]).sum() + params[1].sum() * 3).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        runs.append([p.data.copy() for p in params])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_learned_optimizer_carries_state_and_builds_no_graph():
+    params = [mg.Tensor(np.ones(4), requires_grad=True)]
+    optimizer = LearnedOptimizer(params, CoordinatewiseLSTM(NetworkConfig(seed=1)))
+    (params[0] * 2).sum().backward()
+    before = params[0].data.copy()
+    optimizer.step()
+    assert not np.array_equal(before, params[0].data)
+    h, c = optimizer.state["all"][0]
+    assert h.shape == (4, 20) and not h.requires_grad and np.any(h.data != 0)
+    np.testing.assert_array_equal(params[0].grad, 2)      # step leaves .grad alone
+    optimizer.zero_grad()
+    assert params[0].grad is None
+
+
+def test_separate_networks_for_parameter_groups():
+    params = [mg.Tensor(np.ones(3), requires_grad=True), mg.Tensor(np.ones(2), requires_grad=True)]
+    networks = {"conv": CoordinatewiseLSTM(NetworkConfig(seed=1)),
+                "fc": CoordinatewiseLSTM(NetworkConfig(seed=2))}
+    optimizer = LearnedOptimizer(params, networks, assign={1: "fc"}, default="conv")
+    (params[0].sum() + params[1].sum()).backward()
+    optimizer.step()
+    assert optimizer.state["conv"][0][0].shape == (3, 20)
+    assert optimizer.state["fc"][0][0].shape == (2, 20)
+    with pytest.raises(ValueError, match=r"assign names networks \['rnn'\]"):
+        LearnedOptimizer(params, networks, assign={0: "rnn"})
+
+
+def test_a_corrupt_optimizer_file_is_reported(tmp_path):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip file")
+    with pytest.raises(ValueError, match=r"bad.npz: not a readable learned optimizer"):
+        load_networks(path)
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    with pytest.raises(ValueError, match=r"other.npz: not a valid learned optimizer file"):
+        load_networks(tmp_path / "other.npz")
+
+
+# ----- meta-training -----
+def small_trainer(tmp_path=None, epochs=30, **overrides):
+    family = QuadraticFamily(dim=3, batch=8)
+    config = MetaConfig(steps=20, unroll=5, epochs=epochs, meta_lr=0.01, validate_every=10,
+                        validation_problems=2, seed=0, **overrides)
+    net = CoordinatewiseLSTM(NetworkConfig(layers=(8,), preprocess=False, output_scale=1.0, seed=0))
+    return MetaTrainer({"all": net}, family, config, out_dir=tmp_path, progress=False)
+
+
+def test_tiny_meta_training_lowers_the_meta_loss():
+    trainer = small_trainer(epochs=40)
+    before = trainer.validate()
+    trainer.fit()
+    after = trainer.validate()
+    assert after < 0.5 * before, (before, after)
+
+
+def test_meta_training_writes_the_best_network_and_resumes_exactly(tmp_path):
+    straight = small_trainer(tmp_path / "a", epochs=20)
+    straight.fit()
+    interrupted = small_trainer(tmp_path / "b", epochs=20)
+    interrupted.fit(epochs=10)
+    resumed = small_trainer(tmp_path / "b", epochs=20)
+    resumed.fit(resume=True)
+    assert resumed.epoch == 20
+    for a, b in zip(straight.networks["all"].parameters(), resumed.networks["all"].parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    best = load_networks(tmp_path / "a" / "optimizer.npz")["all"]
+    expected = straight.best_networks()["all"]
+    for a, b in zip(best.parameters(), expected.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+class NaNAfter:
+    """f(x) = x^2 that turns into NaN from step `bad_step` on."""
+
+    def __init__(self, bad_step):
+        self.bad_step = bad_step
+
+    def init_params(self, rng):
+        return [np.ones(2, np.float32)]
+
+    def loss(self, params, step):
+        x = params[0]
+        return (x * x).sum() * (float("nan") if step >= self.bad_step else 1.0)
+
+
+class NaNFamily:
+    def __init__(self, bad_step):
+        self.bad_step = bad_step
+
+    def sample(self, rng):
+        return NaNAfter(self.bad_step)
+
+
+def test_a_nan_meta_loss_skips_the_update_and_is_reported(capsys):
+    net = CoordinatewiseLSTM(NetworkConfig(layers=(4,), preprocess=False))
+    trainer = MetaTrainer({"all": net}, NaNFamily(bad_step=7), MetaConfig(
+        steps=10, unroll=5, epochs=1, validate_every=100, validation_problems=0), progress=False)
+    before = [p.data.copy() for p in net.parameters()]
+    losses = trainer.train_trajectory(NaNAfter(7), [np.ones(2, np.float32)])
+    assert np.isfinite(losses[0]) and np.isnan(losses[1])
+    assert trainer.skipped == 1
+    assert "meta-update skipped: meta-loss is nan" in capsys.readouterr().out
+    changed = [not np.array_equal(a, p.data) for a, p in zip(before, net.parameters())]
+    assert any(changed)          # the first, finite unroll did update the network
+
+
+def test_meta_training_that_keeps_failing_stops_with_a_clear_message():
+    net = CoordinatewiseLSTM(NetworkConfig(layers=(4,), preprocess=False))
+    trainer = MetaTrainer({"all": net}, NaNFamily(bad_step=0), MetaConfig(
+        steps=10, unroll=5, epochs=20, validate_every=100, validation_problems=0, max_failures=3),
+        progress=False)
+    with pytest.raises(MetaTrainingError, match="3 meta-updates in a row were not finite"):
+        trainer.fit()
+
+
+def test_learned_losses_of_a_trained_network_go_down():
+    trainer = small_trainer(epochs=40)
+    trainer.fit()
+    problem = trainer.family.sample(np.random.default_rng(5))
+    losses = learned_losses(trainer.best_networks(), problem,
+                            problem.init_params(np.random.default_rng(6)), 20)
+    assert losses.shape == (21,) and losses[-1] < 0.5 * losses[0]
