@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from models.datasets import DatasetError, load_mnist
 from models.problems import CIFARFamily, MNISTFamily, QuadraticFamily
 from optim.evaluation import BASELINES, compare, learning_rate_grid, summarize, tune_learning_rate
 from optim.learned import CoordinatewiseLSTM, NetworkConfig, load_networks
@@ -33,7 +34,7 @@ from optim.meta import MetaConfig, MetaTrainer
 class Task:
     """A task: how to draw its problems and how the paper trains and tests on it."""
 
-    make_family: object               # split ("train" / "test") -> family
+    make_family: object               # (split "train"/"test", data_dir, download) -> family
     network: NetworkConfig
     meta: MetaConfig
     trained_on: str = None            # for generalisation tasks: the task whose optimizer is tested
@@ -45,7 +46,10 @@ class Task:
 
 
 def _mnist(**options):
-    return lambda split: MNISTFamily(split=split, **options)
+    def make(split, data_dir=None, download=False):
+        data = load_mnist(split, data_dir=data_dir, download=download)
+        return MNISTFamily(split=split, data=data, **options)
+    return make
 
 
 MNIST_NETWORK = NetworkConfig(layers=(20, 20), preprocess=True, preprocess_p=10.0, output_scale=0.1)
@@ -54,7 +58,7 @@ MNIST_META = MetaConfig(steps=100, unroll=20, epochs=300, meta_lr=3e-3, clip_nor
 
 TASKS = {
     "quadratic": Task(
-        make_family=lambda split: QuadraticFamily(dim=10, batch=128, distribution="gaussian"),
+        make_family=lambda split, **data: QuadraticFamily(dim=10, batch=128, distribution="gaussian"),
         network=NetworkConfig(layers=(20, 20), preprocess=False, output_scale=1.0),
         meta=MetaConfig(steps=100, unroll=20, epochs=300, meta_lr=3e-3, validate_every=25,
                         validation_problems=4),
@@ -67,7 +71,8 @@ TASKS = {
                          meta=MNIST_META, trained_on="mnist", tests=100, tune_problems=4),
     "mnist-relu": Task(make_family=_mnist(activation="relu"), network=MNIST_NETWORK,
                        meta=MNIST_META, trained_on="mnist", tests=100, tune_problems=4),
-    "cifar": Task(make_family=lambda split: CIFARFamily(split=split), network=MNIST_NETWORK,
+    "cifar": Task(make_family=lambda split, **data: CIFARFamily(split=split, **data),
+                  network=MNIST_NETWORK,
                   meta=replace(MNIST_META, epochs=100), tests=20, tune_problems=2,
                   networks=("conv", "fc"), assign=lambda problem: problem.param_groups()),
 }
@@ -84,6 +89,10 @@ def _draw(family, count, seed, purpose):
     return pairs
 
 
+def _data(args):
+    return {"data_dir": args.data_dir, "download": args.download}
+
+
 def _assign(task, problem):
     return task.assign(problem) if task.assign else None
 
@@ -98,7 +107,7 @@ def train(args):
     meta = replace(task.meta, seed=args.seed,
                    epochs=args.epochs if args.epochs is not None else task.meta.epochs,
                    meta_lr=args.meta_lr if args.meta_lr is not None else task.meta.meta_lr)
-    family = task.make_family("train")
+    family = task.make_family("train", **_data(args))
     networks = {name: CoordinatewiseLSTM(replace(task.network, seed=args.seed + i))
                 for i, name in enumerate(task.networks)}
     sample = family.sample(np.random.default_rng(0))
@@ -118,8 +127,8 @@ def train(args):
 def run_compare(args):
     task = TASKS[args.task]
     networks = load_networks(args.optimizer)
-    test_family = task.make_family("test")
-    tune_family = task.make_family("train")
+    test_family = task.make_family("test", **_data(args))
+    tune_family = task.make_family("train", **_data(args))
     tune_set = _draw(tune_family, task.tune_problems, args.seed, "tune")
     test_set = _draw(test_family, args.tests, args.seed, "test")
     assign = _assign(task, test_set[0][0])
@@ -221,13 +230,15 @@ def reproduce(args):
     if optimizer is None:
         train_args = argparse.Namespace(task=trained_on, out=os.path.join(args.out, "train"),
                                         epochs=args.epochs, meta_lr=args.meta_lr, seed=args.seed,
-                                        resume=args.resume)
+                                        resume=args.resume, data_dir=args.data_dir,
+                                        download=args.download)
         train(train_args)
         optimizer = os.path.join(train_args.out, "optimizer.npz")
     for steps in args.steps:
         compare_args = argparse.Namespace(task=args.task, optimizer=optimizer, steps=steps,
                                           tests=args.tests or task.tests, seed=args.seed,
-                                          out=os.path.join(args.out, f"compare-{steps}"))
+                                          out=os.path.join(args.out, f"compare-{steps}"),
+                                          data_dir=args.data_dir, download=args.download)
         run_compare(compare_args)
     print(f"reproduce --task {args.task}: {time.perf_counter() - start:.0f} s in all")
 
@@ -267,10 +278,16 @@ def main(argv=None):
                    help="horizons to compare at (e.g. 100 200)")
     p.add_argument("--resume", action="store_true")
 
+    for p in commands.choices.values():
+        p.add_argument("--data-dir", help="where datasets are looked for (default: $MINIGRAD_DATA "
+                                          "or ~/.cache/minigrad); MNIST falls back to the shipped "
+                                          "5,000-digit subset")
+        p.add_argument("--download", action="store_true",
+                       help="download missing datasets (full MNIST, CIFAR-10) into the data dir")
     args = parser.parse_args(argv)
     try:
         {"train": train, "compare": run_compare, "reproduce": reproduce}[args.command](args)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, DatasetError) as error:
         sys.exit(f"error: {error}")
 
 

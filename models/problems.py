@@ -339,6 +339,7 @@ class CIFARFamily(ImageFamily):
     Raises the loader's DatasetError, which says where to put the files, when CIFAR-10 is absent.
     """
 
-    def __init__(self, split="train", **kwargs):
+    def __init__(self, split="train", data_dir=None, download=False, **kwargs):
         self.split = split
-        super().__init__(datasets.load_cifar10(split), name=f"cifar10-{split}", **kwargs)
+        super().__init__(datasets.load_cifar10(split, data_dir=data_dir, download=download),
+                         name=f"cifar10-{split}", **kwargs)

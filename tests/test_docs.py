@@ -7,11 +7,21 @@ import pytest
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 
 
-@pytest.mark.parametrize("page", ["extending.md"])
-def test_code_blocks_run_in_order(page, capsys):
-    blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
+def python_blocks(page):
+    return re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("page", ["extending.md", "optimizers.md"])
+def test_code_blocks_run_in_order(page):
+    blocks = python_blocks(page)
     assert blocks, f"{page} has no python code blocks"
     namespace = {}
     for block in blocks:
-        exec(compile(block, f"{page}", "exec"), namespace)
+        exec(compile(block, page, "exec"), namespace)
+
+
+def test_extending_walkthrough_ends_with_its_checks_passing(capsys):
+    namespace = {}
+    for block in python_blocks("extending.md"):
+        exec(compile(block, "extending.md", "exec"), namespace)
     assert "softplus checks out" in capsys.readouterr().out
