@@ -131,6 +131,9 @@ class MetaConfig:
 
     epochs: trajectories to train on, each on a fresh problem.
     meta_lr: Adam's learning rate on phi (the paper searched it; the official code: 1e-3).
+    final_meta_lr: if set, the learning rate decays log-linearly from meta_lr at the first epoch
+        to final_meta_lr at the last (not in the paper: with a budget of a few hundred epochs
+        instead of the official 10,000, annealing reaches a better optimizer sooner).
     clip_norm: if set, rescale the meta-gradient to at most this global norm (not in the paper;
         Wichrowska et al. 2017 found it helps).
     validate_every: epochs between validations on `validation_problems` held-out problems; the
@@ -142,6 +145,7 @@ class MetaConfig:
     unroll: int = 20
     epochs: int = 100
     meta_lr: float = 1e-3
+    final_meta_lr: float = None
     clip_norm: float = None
     validate_every: int = 10
     validation_problems: int = 8
@@ -236,6 +240,14 @@ class MetaTrainer:
                   for problem, theta0 in self.validation_set]
         return float(np.mean(totals)) if np.all(np.isfinite(totals)) else float("inf")
 
+    def _set_meta_lr(self, epochs):
+        config = self.config
+        lr = config.meta_lr
+        if config.final_meta_lr is not None and epochs > 1:
+            lr *= (config.final_meta_lr / config.meta_lr) ** (self.epoch / (epochs - 1))
+        for group in self.meta_optimizer.param_groups:
+            group["lr"] = lr
+
     def _snapshot(self):
         return {name: net.state_dict() for name, net in self.networks.items()}
 
@@ -249,6 +261,7 @@ class MetaTrainer:
         bar = tqdm(total=epochs, initial=self.epoch, desc="meta-training", unit="epoch",
                    disable=not self.progress, dynamic_ncols=True)
         while self.epoch < epochs:
+            self._set_meta_lr(epochs)
             problem, theta0 = self._draw(self.family, self.rng)
             losses = self.train_trajectory(problem, theta0)
             self.epoch += 1

@@ -288,3 +288,16 @@ def test_learned_losses_of_a_trained_network_go_down():
     losses = learned_losses(trainer.best_networks(), problem,
                             problem.init_params(np.random.default_rng(6)), 20)
     assert losses.shape == (21,) and losses[-1] < 0.5 * losses[0]
+
+
+def test_meta_learning_rate_decays_log_linearly_to_its_final_value():
+    trainer = small_trainer(epochs=3, final_meta_lr=0.0001)
+    seen = []
+    original = trainer.train_trajectory
+
+    def record(problem, theta0):
+        seen.append(trainer.meta_optimizer.param_groups[0]["lr"])
+        return original(problem, theta0)
+    trainer.train_trajectory = record
+    trainer.fit()
+    np.testing.assert_allclose(seen, [0.01, 0.001, 0.0001])
