@@ -39,6 +39,7 @@ class Task:
     meta: MetaConfig
     trained_on: str = None            # for generalisation tasks: the task whose optimizer is tested
     tests: int = 100                  # test problems in reproduce
+    horizons: tuple = (100,)          # steps to compare at in reproduce
     tune_problems: int = 8            # validation problems for the learning rate search
     networks: tuple = ("all",)
     assign: object = None             # problem -> {param index: network name}
@@ -53,18 +54,27 @@ def _mnist(**options):
 
 
 MNIST_NETWORK = NetworkConfig(layers=(20, 20), preprocess=True, preprocess_p=10.0, output_scale=0.1)
-MNIST_META = MetaConfig(steps=100, unroll=20, epochs=300, meta_lr=3e-3, clip_norm=1.0,
-                        validate_every=25, validation_problems=4)
+MNIST_META = MetaConfig(steps=100, unroll=20, epochs=300, meta_lr=1e-2, final_meta_lr=1e-3,
+                        clip_norm=1.0, validate_every=25, validation_problems=4)
+
+# The paper feeds quadratics raw gradients. Here, within the 5-minute budget (400-800 epochs
+# instead of the official 10,000), that learned a better optimizer than Adam for one seed in
+# three: the batch mean over 128 functions makes each coordinate's gradient 1/128 of its own
+# function's, so the LSTM must first grow its input weights a hundredfold. The paper's own
+# preprocessing (appendix A) removes the scale and learns from the first epochs. `--preprocess
+# off` restores the paper's setting; README.md gives both results.
+QUADRATIC_NETWORK = NetworkConfig(layers=(20, 20), preprocess=True, preprocess_p=10.0,
+                                  output_scale=1.0, forget_bias=1.0)
 
 TASKS = {
     "quadratic": Task(
         make_family=lambda split, **data: QuadraticFamily(dim=10, batch=128, distribution="gaussian"),
-        network=NetworkConfig(layers=(20, 20), preprocess=False, output_scale=1.0),
-        meta=MetaConfig(steps=100, unroll=20, epochs=300, meta_lr=3e-3, validate_every=25,
-                        validation_problems=4),
+        network=QUADRATIC_NETWORK,
+        meta=MetaConfig(steps=100, unroll=20, epochs=800, meta_lr=3e-2, final_meta_lr=3e-3,
+                        validate_every=50, validation_problems=4),
         tests=100, tune_problems=8),
     "mnist": Task(make_family=_mnist(), network=MNIST_NETWORK, meta=MNIST_META, tests=100,
-                  tune_problems=4),
+                  tune_problems=4, horizons=(100, 200)),
     "mnist-40": Task(make_family=_mnist(hidden=(40,)), network=MNIST_NETWORK, meta=MNIST_META,
                      trained_on="mnist", tests=100, tune_problems=4),
     "mnist-2layer": Task(make_family=_mnist(hidden=(20, 20)), network=MNIST_NETWORK,
@@ -108,12 +118,17 @@ def train(args):
                    epochs=args.epochs if args.epochs is not None else task.meta.epochs,
                    meta_lr=args.meta_lr if args.meta_lr is not None else task.meta.meta_lr)
     family = task.make_family("train", **_data(args))
-    networks = {name: CoordinatewiseLSTM(replace(task.network, seed=args.seed + i))
+    network = replace(task.network, seed=args.seed)
+    if args.preprocess is not None:
+        network = replace(network, preprocess=args.preprocess == "on")
+    networks = {name: CoordinatewiseLSTM(replace(network, seed=args.seed + i))
                 for i, name in enumerate(task.networks)}
     sample = family.sample(np.random.default_rng(0))
     trainer = MetaTrainer(networks, family, meta, out_dir=args.out, assign=_assign(task, sample))
     print(f"meta-training on {family!r}: {meta.epochs} epochs of {meta.steps} steps, unrolled "
-          f"{meta.unroll} at a time, meta-Adam lr {meta.meta_lr}")
+          f"{meta.unroll} at a time, meta-Adam lr {meta.meta_lr}"
+          + (f" decaying to {meta.final_meta_lr}" if meta.final_meta_lr else "")
+          + f"; network {network}")
     start = time.perf_counter()
     best = trainer.fit(resume=args.resume)
     elapsed = time.perf_counter() - start
@@ -231,10 +246,10 @@ def reproduce(args):
         train_args = argparse.Namespace(task=trained_on, out=os.path.join(args.out, "train"),
                                         epochs=args.epochs, meta_lr=args.meta_lr, seed=args.seed,
                                         resume=args.resume, data_dir=args.data_dir,
-                                        download=args.download)
+                                        download=args.download, preprocess=args.preprocess)
         train(train_args)
         optimizer = os.path.join(train_args.out, "optimizer.npz")
-    for steps in args.steps:
+    for steps in args.steps or task.horizons:
         compare_args = argparse.Namespace(task=args.task, optimizer=optimizer, steps=steps,
                                           tests=args.tests or task.tests, seed=args.seed,
                                           out=os.path.join(args.out, f"compare-{steps}"),
@@ -257,6 +272,8 @@ def main(argv=None):
     p.add_argument("--meta-lr", type=float, help="Adam's learning rate on the optimizer's weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
+    p.add_argument("--preprocess", choices=["on", "off"],
+                   help="gradient preprocessing (appendix A); default: the task's")
 
     p = commands.add_parser("compare", help="compare against tuned SGD, RMSprop, Adam, NAG")
     p.add_argument("--task", **task_choice)
@@ -274,9 +291,10 @@ def main(argv=None):
     p.add_argument("--epochs", type=int)
     p.add_argument("--meta-lr", type=float)
     p.add_argument("--tests", type=int)
-    p.add_argument("--steps", type=int, nargs="+", default=[100],
-                   help="horizons to compare at (e.g. 100 200)")
+    p.add_argument("--steps", type=int, nargs="+",
+                   help="horizons to compare at (default: the task's, 100; mnist: 100 200)")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--preprocess", choices=["on", "off"])
 
     for p in commands.choices.values():
         p.add_argument("--data-dir", help="where datasets are looked for (default: $MINIGRAD_DATA "
