@@ -4,15 +4,22 @@ On tiny tensors the arithmetic is nothing and the cost is all bookkeeping: creat
 objects, recording the graph, walking it back. This is what dominates meta-training on small
 problems (the quadratic task). Prints microseconds per op for minigrad and, when PyTorch is
 installed, for PyTorch eager on the identical chain in this same process, then the ratio.
+The two take turns (three turns each, one untimed chain at the start of every turn), so load
+drift on a shared machine affects them alike.
 
-    python benchmarks/overhead.py [--ops 3000] [--size 4] [--repeats 7]
+    python benchmarks/overhead.py [--ops 3000] [--size 4] [--repeats 12] [--threads 1]
 """
-import argparse
+from _common import configure_threads
 
-import numpy as np
+if __name__ == "__main__":
+    configure_threads()       # before numpy is imported: the BLAS reads its thread count then
 
-import minigrad as mg
-from _common import load_torch, median_time, print_ratio
+import argparse  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import minigrad as mg  # noqa: E402
+from _common import describe_threads, interleaved_times, load_torch, median, print_ratio  # noqa: E402
 
 
 def chain(x, a, b, n_ops):
@@ -51,17 +58,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=3000, help="ops in the chain (multiple of 6)")
     parser.add_argument("--size", type=int, default=4, help="elements per tensor")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=12, help="timed chains per side (in 3 turns)")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads")
     args = parser.parse_args()
     n_ops = args.ops - args.ops % 6
-    torch = load_torch(threads=1)
+    torch = load_torch(args.threads)
 
-    ours = median_time(run_minigrad(args.size, n_ops), args.repeats) / n_ops
     print(f"chain of {n_ops} elementwise ops on tensors of {args.size} elements, forward + backward")
-    print(f"minigrad: {ours * 1e6:.2f} us/op")
+    print(describe_threads(args.threads, torch))
+    contenders = {"minigrad": run_minigrad(args.size, n_ops)}
+    if torch is not None:
+        contenders["torch"] = run_torch(torch, args.size, n_ops)
+    rounds = 3
+    times = interleaved_times(contenders, rounds, per_round=-(-args.repeats // rounds), warmup=1)
+    ours = median(times["minigrad"]) / n_ops
+    print(f"minigrad: {ours * 1e6:.2f} us/op (median of {len(times['minigrad'])} chains)")
     theirs = None
     if torch is not None:
-        theirs = median_time(run_torch(torch, args.size, n_ops), args.repeats) / n_ops
+        theirs = median(times["torch"]) / n_ops
         print(f"pytorch {torch.__version__} eager: {theirs * 1e6:.2f} us/op")
     else:
         print("pytorch: not installed")

@@ -21,6 +21,13 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 
+# The optimizer network's matmuls are tall and thin ((coordinates, 40) @ (40, 80)): on the
+# 2-core machine of benchmarks/README.md two BLAS threads made meta-training slower (+7% MNIST,
+# +55% quadratic), and on a busy machine much slower. One thread unless the user says otherwise;
+# this must happen before numpy is imported.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
 import numpy as np
 
 from models.datasets import DatasetError, load_mnist

@@ -84,6 +84,27 @@ def _reachable(root, oldest):
     return [found[seq] for seq in sorted(found, reverse=True)]
 
 
+class SliceGrad:
+    """A gradient that is zero outside `index`: what `x[index]` (basic indexing) sends back to x.
+
+    Returning it instead of a full array of zeros with `value` written in lets the sweep write
+    every slice's gradient into one buffer per sliced tensor: k slices of a tensor then cost one
+    array of its size, not k arrays and k - 1 sums. lstm_cell's two outputs are slices of one
+    node, and a flat parameter vector is cut into a network's weights by slices.
+    """
+
+    __slots__ = ("index", "value", "shape", "dtype", "order")
+
+    def __init__(self, index, value, shape, dtype, order):
+        self.index, self.value = index, value
+        self.shape, self.dtype, self.order = shape, dtype, order
+
+    def dense(self):
+        full = np.zeros(self.shape, self.dtype, self.order)
+        full[self.index] = self.value
+        return full
+
+
 def _sweep(output, grad, oldest=-1, record=None, free=False):
     """Walk the graph from `output` back, summing each node's gradient over its consumers.
 
@@ -92,9 +113,15 @@ def _sweep(output, grad, oldest=-1, record=None, free=False):
     stored there, and the sweep goes no further back than `oldest`; without it (for
     `backward`), a leaf's gradient is added into its `.grad`. With `free`, each node lets go
     of its parents and closure once it has pushed its gradient to them.
+
+    Summing without needless copies: the first contribution to a node is kept as it is (it may
+    be a view, or an array the op also gave to another parent), the second is added into a new
+    array, which the sweep then owns, and later ones are added into that array in place. A
+    SliceGrad is written into an owned array of the node's shape.
     """
     grads = {output._seq: grad}
-    pop = grads.pop
+    owned = set()
+    pop, get = grads.pop, grads.get
     for node in _reachable(output, oldest):
         seq = node._seq
         g = pop(seq, None)
@@ -116,13 +143,29 @@ def _sweep(output, grad, oldest=-1, record=None, free=False):
         for parent, pg in zip(node._parents, backward_fn(g)):
             if pg is None or not parent.requires_grad:
                 continue
-            if pg.shape != parent.data.shape:
-                pg = unbroadcast(pg, parent.data.shape)
             key = parent._seq
-            if key in grads:
-                grads[key] = grads[key] + pg
-            else:
+            total = get(key)
+            if type(pg) is SliceGrad:
+                if total is None:
+                    grads[key] = pg.dense()
+                    owned.add(key)
+                    continue
+                if key not in owned:
+                    total = grads[key] = np.array(total)
+                    owned.add(key)
+                total[pg.index] += pg.value
+                continue
+            shape = parent.data.shape
+            if pg.shape != shape:
+                pg = unbroadcast(pg, shape)
+            if total is None:
                 grads[key] = pg
+            elif key in owned:
+                total += pg
+            else:
+                total = grads[key] = total + pg
+                if type(total) is np.ndarray:      # a sum of 0-d arrays is a numpy scalar
+                    owned.add(key)
         if free:
             node._parents = ()
             node._backward = freed_graph

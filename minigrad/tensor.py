@@ -3,7 +3,9 @@
 Each op computes its result from numpy arrays and, right beside it, defines `backward(g)`: given
 the gradient of the loss with respect to the result, it returns the gradient with respect to each
 parent, in the result's (broadcast) shape. Summing back to each parent's own shape, and adding up
-the contributions of a parent used several times, is done once, in autograd.py.
+the contributions of a parent used several times, is done once, in autograd.py. (A slice returns
+an autograd.SliceGrad instead of a mostly-zero array: see there.) Ops whose gradients cost real
+work (mul, div, matmul) skip those of parents that need none, such as a minibatch or a constant.
 
 A backward closure captures arrays and plain values, never tensors, so that dropping the last
 reference to a very long graph never recurses through closures.
@@ -13,14 +15,17 @@ import numpy as np
 from . import autograd
 
 _FLOAT_KINDS = "f"
+# Looked up once here rather than at each of the millions of ops a meta-training run makes.
+_new_tensor = object.__new__      # _result fills in the fields itself: no __init__ checks or copy
+_next_seq = autograd.next_seq
 
 
 def _result(data, parents, backward):
     """Wrap an op's output; record the graph only if grad mode is on and a parent needs it."""
-    out = Tensor.__new__(Tensor)
+    out = _new_tensor(Tensor)
     out.data = data if type(data) is np.ndarray else np.asarray(data)
     out.grad = None
-    out._seq = autograd.next_seq()
+    out._seq = _next_seq()
     if autograd._enabled:
         for p in parents:
             if p.requires_grad:
@@ -61,11 +66,33 @@ def _is_basic_index(index):
     return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
 
 
+def _is_transposed(a):
+    """True for a 2-D array stored column by column (Fortran order), such as x.T of a C array."""
+    return a.ndim == 2 and a.flags.f_contiguous and not a.flags.c_contiguous
+
+
 def _reduce_axes(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
     axes = axis if isinstance(axis, tuple) else (axis,)
     return tuple(a % ndim for a in axes)
+
+
+def _kept_shape(shape, axis):
+    """The shape of a reduction over `axis` with keepdims: the reduced axes become 1."""
+    if axis is None:
+        return (1,) * len(shape)
+    reduced = _reduce_axes(axis, len(shape))
+    return tuple(1 if i in reduced else n for i, n in enumerate(shape))
+
+
+def _spread(g, kept, shape):
+    """The gradient of a sum: g (the reduced axes kept as 1) repeated along the reduced axes.
+    A new array, not np.broadcast_to's view: on the small arrays reductions mostly see here
+    (losses), broadcast_to's Python layer costs more than writing the values."""
+    full = np.empty(shape, g.dtype)
+    full[...] = g.reshape(kept)
+    return full
 
 
 class Tensor:
@@ -179,8 +206,13 @@ class Tensor:
         except ValueError:
             raise _broadcast_error("mul", self, other) from None
 
+        # each factor's gradient is g times the other factor, kept only if that one is needed
+        b_for_a = b if self.requires_grad else None
+        a_for_b = a if other.requires_grad else None
+
         def backward(g):
-            return g * b, g * a
+            return (None if b_for_a is None else g * b_for_a,
+                    None if a_for_b is None else g * a_for_b)
         return _result(out, (self, other), backward)
 
     def __truediv__(self, other):
@@ -192,9 +224,11 @@ class Tensor:
         except ValueError:
             raise _broadcast_error("div", self, other) from None
 
+        out_for_b = out if other.requires_grad else None     # only the divisor's gradient needs it
+
         def backward(g):
             gb = g / b
-            return gb, -gb * out
+            return gb, None if out_for_b is None else -gb * out_for_b
         return _result(out, (self, other), backward)
 
     def __pow__(self, exponent):
@@ -225,6 +259,8 @@ class Tensor:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned "
                              f"({a.shape[-1]} != {b.shape[0] if b.ndim == 1 else b.shape[-2]})") from None
 
+        a_needs_grad, b_needs_grad = self.requires_grad, other.requires_grad
+
         def backward(g):
             if a.ndim == 1 and b.ndim == 1:   # dot product: g is a scalar
                 return g * b, g * a
@@ -232,7 +268,15 @@ class Tensor:
                 return (b @ g[..., None])[..., 0], a[:, None] * g[..., None, :]
             if b.ndim == 1:                   # (..., n, k) @ (k,) -> (..., n)
                 return g[..., None] * b, (np.swapaxes(a, -1, -2) @ g[..., None])[..., 0]
-            return g @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ g
+            ga = gb = None                    # the usual case: only what a parent needs
+            if a_needs_grad:
+                # (b g^T)^T = g b^T, laid out like a: a transposed a (as lstm_cell's outputs
+                # are) gets its gradient in its own memory order, so summing it with the
+                # gradients of a's other uses runs over contiguous memory
+                ga = (b @ g.T).T if _is_transposed(a) else g @ np.swapaxes(b, -1, -2)
+            if b_needs_grad:
+                gb = np.swapaxes(a, -1, -2) @ g
+            return ga, gb
         return _result(out, (self, other), backward)
 
     def __radd__(self, other):
@@ -286,37 +330,38 @@ class Tensor:
         index = _as_index(index)
         out = self.data[index]
         shape, dtype = self.data.shape, self.data.dtype
-        basic = _is_basic_index(index)
+        # The gradient takes the memory order of the data: an op that produced transposed
+        # (Fortran-ordered) data, like lstm_cell, then gets its gradient in its own layout.
+        order = "F" if _is_transposed(self.data) else "C"
 
-        def backward(g):
-            full = np.zeros(shape, dtype)
-            if basic:
-                full[index] = g
-            else:                             # an element picked twice gets both gradients
-                np.add.at(full, index, g)
-            return (full,)
+        if _is_basic_index(index):
+            def backward(g):
+                return (autograd.SliceGrad(index, g, shape, dtype, order),)
+        else:
+            def backward(g):
+                full = np.zeros(shape, dtype, order)
+                np.add.at(full, index, g)     # an element picked twice gets both gradients
+                return (full,)
         return _result(out, (self,), backward)
 
     # ----- reductions -----
     def sum(self, axis=None, keepdims=False):
         shape = self.data.shape
         out = self.data.sum(axis=axis, keepdims=keepdims)
+        kept = _kept_shape(shape, axis)
 
         def backward(g):
-            if axis is not None and not keepdims:
-                g = np.expand_dims(g, axis)
-            return (np.broadcast_to(g, shape),)
+            return (_spread(g, kept, shape),)
         return _result(out, (self,), backward)
 
     def mean(self, axis=None, keepdims=False):
         shape = self.data.shape
         out = self.data.mean(axis=axis, keepdims=keepdims)
+        kept = _kept_shape(shape, axis)
         scale = out.size / self.data.size if self.data.size else 0.0
 
         def backward(g):
-            if axis is not None and not keepdims:
-                g = np.expand_dims(g, axis)
-            return (np.broadcast_to(g * scale, shape),)
+            return (_spread(g * scale, kept, shape),)
         return _result(out, (self,), backward)
 
     def max(self, axis=None, keepdims=False):
@@ -436,11 +481,16 @@ class Tensor:
         return self.transpose()
 
 
+_HALVES = {}
+
+
 def sigmoid(a):
     """The logistic function on an array, as (1 + tanh(a/2)) / 2: it never overflows, unlike
     1 / (1 + exp(-a)). The constant is a 0-d array of a's dtype: it keeps float32 float32 and,
-    on tiny arrays, costs less than a Python float."""
-    half = np.array(0.5, a.dtype)
+    on tiny arrays, costs less than a Python float; it is made once per dtype."""
+    half = _HALVES.get(a.dtype)
+    if half is None:
+        half = _HALVES[a.dtype] = np.array(0.5, a.dtype)
     out = np.tanh(a * half)
     out *= half
     out += half

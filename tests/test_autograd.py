@@ -26,6 +26,36 @@ def test_a_tensor_used_twice_gets_both_contributions():
     assert x.grad == pytest.approx(5.0)
 
 
+def test_a_tensor_used_many_times_gets_every_contribution():
+    """The sweep adds the third and later contributions to a node into an array it made itself;
+    an array an op hands to several parents (add gives its one g to both) is never changed."""
+    x = mg.Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    a = x + x
+    y = (a + x) * x + x                       # 3x^2 + x, with x used six times
+    gx, ga = mg.grad(y.sum(), [x, a])
+    np.testing.assert_allclose(gx, 6 * x.data + 1)
+    np.testing.assert_allclose(ga, x.data)
+
+
+def test_slices_of_one_tensor_and_its_other_uses_all_reach_it(rng):
+    """Basic slices send a gradient that is zero outside the slice; the sweep writes them into
+    one array, before or after the tensor's other (dense) contributions."""
+    def fn(x):
+        early = x * 2.0
+        parts = x[:, :3] * x[:, 3:] + x[1:3, ::2].sum(axis=0) + x[::-1, 1:4]
+        return parts.sum(axis=0) + early[0, :3] + (x * x)[2, 3:]
+    assert mg.gradcheck(fn, [tensor64(rng, (4, 6))])
+
+
+def test_a_slice_of_transposed_data_gets_its_gradient_in_that_layout(rng):
+    """lstm_cell's outputs are slices of Fortran-ordered data; their gradients keep that order,
+    so the cell's backward reads contiguous rows."""
+    t = tensor64(rng, (4, 3)).T                # (3, 4) stored column by column
+    g = mg.grad(t[:, :2].sum() + (t[:, 2:] * 3.0).sum(), t)
+    assert g.flags.f_contiguous and not g.flags.c_contiguous
+    np.testing.assert_array_equal(g, np.array([[1, 1, 3, 3]] * 3))
+
+
 def test_backward_with_an_explicit_gradient():
     x = mg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
     (x * 2).backward(np.array([1.0, 0.0, -1.0]))

@@ -134,6 +134,60 @@ def test_fused_lstm_cell_matches_composed_form(rng, batch, n_in, hidden):
         np.testing.assert_allclose(fused, composed, atol=1e-12)
 
 
+def lstm_case(rng, batch=5, n_in=2, hidden=3):
+    """Float64 inputs of lstm_cell and weights for the two outputs."""
+    args = [tensor64(rng, (batch, n_in)), tensor64(rng, (batch, hidden)),
+            tensor64(rng, (batch, hidden)), tensor64(rng, (n_in + hidden, 4 * hidden)),
+            tensor64(rng, (4 * hidden,))]
+    return args, rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))
+
+
+def lstm_results(cell, args, w_h, w_c):
+    h_new, c_new = cell(*args)
+    wanted = [a for a in args if a.requires_grad]
+    return h_new.data, c_new.data, mg.grad((h_new * w_h).sum() + (c_new * w_c).sum(), wanted)
+
+
+def test_fused_lstm_cell_with_constant_state_and_input_matches_composed_form(rng):
+    """The cell skips the gradients of inputs that need none (the learned optimizer's
+    preprocessed gradient; the state after a truncation); what it does compute is unchanged."""
+    (x, h, c, W, b), w_h, w_c = lstm_case(rng)
+    for constants in [(x,), (x, h, c), (h,), (c,)]:
+        args = [mg.Tensor(a.data, dtype=np.float64) if any(a is k for k in constants) else a
+                for a in (x, h, c, W, b)]
+        fused = lstm_results(F.lstm_cell, args, w_h, w_c)
+        composed = lstm_results(composed_lstm_cell, args, w_h, w_c)
+        for got, expected in zip(fused[:2] + tuple(fused[2]), composed[:2] + tuple(composed[2])):
+            np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_lstm_cell_gives_the_same_numbers_for_inputs_in_any_memory_layout(rng):
+    (x, h, c, W, b), w_h, w_c = lstm_case(rng, batch=6, n_in=3, hidden=4)
+    reference = lstm_results(F.lstm_cell, [x, h, c, W, b], w_h, w_c)
+    relayouts = {"fortran": lambda t: t.T.reshape(-1).reshape(t.shape[::-1]).T,
+                 "strided": lambda t: F.stack([t, t], axis=1).reshape(2 * len(t), -1)[::2]}
+    for name, relayout in relayouts.items():
+        args = [relayout(a) for a in (x, h, c, W)] + [b]
+        assert args[0].data.flags.f_contiguous == (name == "fortran")
+        result = lstm_results(F.lstm_cell, args, w_h, w_c)
+        for got, expected in zip(result[:2] + tuple(result[2]), reference[:2] + tuple(reference[2])):
+            np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_lstm_cell_backward_can_run_twice_and_records_nothing_without_grad(rng):
+    """The backward's scratch arrays are reused from call to call, never the saved values."""
+    (x, h, c, W, b), w_h, w_c = lstm_case(rng)
+    h_new, c_new = F.lstm_cell(x, h, c, W, b)
+    loss = (h_new * w_h).sum() + (c_new * w_c).sum()
+    first = mg.grad(loss, [x, h, c, W, b])
+    F.lstm_cell(h, h, c, mg.Tensor(np.ones((6, 12))), b)[0].sum().backward()   # another cell
+    for again, expected in zip(mg.grad(loss, [x, h, c, W, b]), first):
+        np.testing.assert_array_equal(again, expected)
+    with mg.no_grad():
+        h_new, c_new = F.lstm_cell(x, h, c, W, b)
+    assert not h_new.requires_grad and h_new._parents == () and c_new._parents == ()
+
+
 def test_lstm_cell_gradients(rng):
     args = [tensor64(rng, (3, 2)), tensor64(rng, (3, 4)), tensor64(rng, (3, 4)),
             tensor64(rng, (6, 16)), tensor64(rng, (16,))]

@@ -39,6 +39,26 @@ def test_matmul_gradients_for_vectors_matrices_and_batches(rng, shape_a, shape_b
     np.testing.assert_allclose((a @ b).data, a.data @ b.data)
 
 
+def test_ops_compute_no_gradient_for_a_constant_operand(rng):
+    """Only the gradients a parent needs are computed: x @ W with a constant minibatch x costs
+    one matmul in the backward, not two."""
+    x, c = tensor64(rng, (4, 4)), mg.Tensor(rng.standard_normal((4, 4)), dtype=np.float64)
+    for out, constant_side in [(x @ c, 1), (x.T @ c, 1), (c @ x.T, 0), (x * c, 1), (c * x, 0),
+                               (x / c, 1)]:
+        grads = out._backward(np.ones((4, 4)))
+        assert grads[constant_side] is None
+        assert grads[1 - constant_side] is not None
+
+
+def test_matmul_gives_a_transposed_operand_its_gradient_in_its_layout(rng):
+    a, b = tensor64(rng, (5, 3)), tensor64(rng, (5, 2))
+    t = a.T                                    # (3, 5), stored column by column
+    g = mg.grad((t @ b).sum(), t)
+    assert g.flags.f_contiguous
+    np.testing.assert_allclose(g, np.ones((3, 2)) @ b.data.T)
+    assert mg.gradcheck(lambda a, b: a.T @ b, [a, b])
+
+
 def test_reflected_operators_with_numbers_and_arrays(rng):
     a = tensor64(rng, (2, 3), 0.5, 2.0)
     assert mg.gradcheck(lambda a: 2.0 + a, [a])
