@@ -4,14 +4,14 @@ import re
 
 import pytest
 
-DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def python_blocks(page):
-    return re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S)
+    return re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("page", ["extending.md", "optimizers.md"])
+@pytest.mark.parametrize("page", ["README.md", "docs/extending.md", "docs/optimizers.md"])
 def test_code_blocks_run_in_order(page):
     blocks = python_blocks(page)
     assert blocks, f"{page} has no python code blocks"
@@ -22,6 +22,6 @@ def test_code_blocks_run_in_order(page):
 
 def test_extending_walkthrough_ends_with_its_checks_passing(capsys):
     namespace = {}
-    for block in python_blocks("extending.md"):
+    for block in python_blocks("docs/extending.md"):
         exec(compile(block, "extending.md", "exec"), namespace)
     assert "softplus checks out" in capsys.readouterr().out
