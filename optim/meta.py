@@ -29,7 +29,7 @@ import minigrad as mg
 
 from .classic import Adam
 from .learned import (CoordinatewiseLSTM, LearnedOptimizer, _atomic_savez, _read_npz,
-                      detach_state, load_networks, save_networks)
+                      detach_state, save_networks)
 
 
 class MetaTrainingError(RuntimeError):
