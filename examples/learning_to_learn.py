@@ -34,7 +34,7 @@ from models.datasets import DatasetError, load_mnist
 from models.problems import CIFARFamily, MNISTFamily, QuadraticFamily
 from optim.evaluation import BASELINES, compare, learning_rate_grid, summarize, tune_learning_rate
 from optim.learned import CoordinatewiseLSTM, NetworkConfig, load_networks
-from optim.meta import MetaConfig, MetaTrainer
+from optim.meta import MetaConfig, MetaTrainer, draw_problems
 
 
 @dataclass
@@ -96,14 +96,9 @@ TASKS = {
 
 
 def _draw(family, count, seed, purpose):
-    """`count` (problem, theta_0) pairs from a stream of its own: the same seed and purpose give
+    """`count` (problem, theta_0) pairs from a stream of their own: the same seed and purpose give
     the same problems; different purposes never share one."""
-    rng = np.random.default_rng([seed, {"tune": 1, "test": 2}[purpose]])
-    pairs = []
-    for _ in range(count):
-        problem = family.sample(rng)
-        pairs.append((problem, problem.init_params(rng)))
-    return pairs
+    return draw_problems(family, np.random.default_rng([seed, {"tune": 1, "test": 2}[purpose]]), count)
 
 
 def _data(args):

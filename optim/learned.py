@@ -138,7 +138,7 @@ def detach_state(state):
 
 
 # ----- files -----
-def _atomic_savez(path, arrays):
+def atomic_savez(path, arrays):
     """np.savez to a temporary file in the same folder, then rename: a crash never leaves a
     half-written file under `path`."""
     path = os.fspath(path)
@@ -157,7 +157,7 @@ def _atomic_savez(path, arrays):
         raise
 
 
-def _read_npz(path, what):
+def read_npz(path, what):
     """All arrays of an npz file, or a ValueError naming the file and what is wrong with it."""
     path = os.fspath(path)
     try:
@@ -180,12 +180,12 @@ def save_networks(path, networks, extra=None):
             arrays[f"{name}/{key}"] = value
     for key, value in (extra or {}).items():
         arrays[f"extra/{key}"] = np.asarray(value)
-    _atomic_savez(path, arrays)
+    atomic_savez(path, arrays)
 
 
 def load_networks(path, with_extra=False):
     """Read what `save_networks` wrote; a file that is not such a file is reported, not half-read."""
-    arrays = _read_npz(path, "learned optimizer")
+    arrays = read_npz(path, "learned optimizer")
     try:
         if int(arrays["format_version"]) != FORMAT_VERSION:
             raise ValueError(f"format version {int(arrays['format_version'])}, expected {FORMAT_VERSION}")

@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 import minigrad as mg
 
 from .classic import Adam
-from .learned import (CoordinatewiseLSTM, LearnedOptimizer, _atomic_savez, _read_npz,
-                      detach_state, save_networks)
+from .learned import (CoordinatewiseLSTM, LearnedOptimizer, atomic_savez, detach_state, read_npz,
+                      save_networks)
 
 
 class MetaTrainingError(RuntimeError):
@@ -121,6 +121,15 @@ def learned_losses(networks, problem, theta0, steps, assign=None):
     return losses
 
 
+def draw_problems(family, rng, count):
+    """`count` pairs (problem, theta_0) drawn from `family` with `rng`, one after another."""
+    pairs = []
+    for _ in range(count):
+        problem = family.sample(rng)
+        pairs.append((problem, problem.init_params(rng)))
+    return pairs
+
+
 def global_norm(arrays):
     return math.sqrt(sum(float(np.vdot(a, a)) for a in arrays))
 
@@ -177,19 +186,14 @@ class MetaTrainer:
         self.meta_optimizer = Adam(self.params, lr=config.meta_lr)
         self.rng = np.random.default_rng(config.seed)
         validation_rng = np.random.default_rng([config.seed, 1])
-        self.validation_set = [self._draw(self.validation_family, validation_rng)
-                               for _ in range(config.validation_problems)]
+        self.validation_set = draw_problems(self.validation_family, validation_rng,
+                                            config.validation_problems)
         self.epoch = 0
         self.failures = 0
         self.skipped = 0
         self.history = []         # (epoch, mean meta-loss per step of the epoch's trajectory)
         self.validation = []      # (epoch, mean validation meta-loss)
         self.best = None          # (validation figure, epoch, state dicts)
-
-    @staticmethod
-    def _draw(family, rng):
-        problem = family.sample(rng)
-        return problem, problem.init_params(rng)
 
     # ----- one trajectory -----
     def train_trajectory(self, problem, theta0):
@@ -262,7 +266,7 @@ class MetaTrainer:
                    disable=not self.progress, dynamic_ncols=True)
         while self.epoch < epochs:
             self._set_meta_lr(epochs)
-            problem, theta0 = self._draw(self.family, self.rng)
+            (problem, theta0), = draw_problems(self.family, self.rng, 1)
             losses = self.train_trajectory(problem, theta0)
             self.epoch += 1
             self.history.append((self.epoch, float(np.sum(losses)) / self.config.steps))
@@ -329,10 +333,10 @@ class MetaTrainer:
             "networks": {name: net.config.to_json() for name, net in self.networks.items()},
         }
         arrays["meta"] = np.array(json.dumps(meta))
-        _atomic_savez(path, arrays)
+        atomic_savez(path, arrays)
 
     def load_checkpoint(self, path):
-        arrays = _read_npz(path, "meta-training checkpoint")
+        arrays = read_npz(path, "meta-training checkpoint")
         try:
             meta = json.loads(str(arrays["meta"]))
             saved_networks = meta["networks"]
