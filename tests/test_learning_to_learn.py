@@ -67,3 +67,23 @@ def test_compare_with_a_missing_optimizer_file_says_so(cli, tmp_path):
     with pytest.raises(SystemExit, match="nothing.npz"):
         cli.main(["compare", "--task", "quadratic", "--optimizer", str(tmp_path / "nothing.npz"),
                   "--steps", "2", "--tests", "1", "--out", str(tmp_path)])
+
+
+def test_compare_can_draw_the_test_problems_from_the_training_digits(cli, tmp_path, monkeypatch):
+    from optim.learned import CoordinatewiseLSTM, NetworkConfig, save_networks
+    save_networks(tmp_path / "optimizer.npz", {"all": CoordinatewiseLSTM(NetworkConfig())})
+    rng = np.random.default_rng(0)
+    asked = []
+
+    def fake_mnist(split, data_dir=None, download=False):
+        asked.append(split)
+        return rng.random((50, 784)).astype(np.float32), rng.integers(0, 10, 50)
+    monkeypatch.setattr(cli, "load_mnist", fake_mnist)
+    for split in ("test", "train"):
+        asked.clear()
+        out = tmp_path / split
+        cli.main(["compare", "--task", "mnist", "--optimizer", str(tmp_path / "optimizer.npz"),
+                  "--steps", "2", "--tests", "1", "--test-split", split, "--out", str(out)])
+        assert sorted(asked) == sorted(["train", split])      # tuning always uses "train"
+        assert json.loads((out / "compare.json").read_text())["test_split"] == split
+    assert "minibatches from the train split" in (tmp_path / "train" / "compare.md").read_text()
