@@ -198,7 +198,7 @@ def _write_text(path, text):
 def markdown_table(report):
     steps = report["steps"]
     marks = sorted({s for s in (20, 50, 100, 200, steps) if s <= steps})
-    split = report.get("test_split", "test")
+    split = report["test_split"]
     pool = "" if split == "test" else f" (minibatches from the {split} split)"
     lines = [f"Task `{report['task']}`: mean loss (± standard error) over {report['tests']} test "
              f"problems{pool} at step t; sum = mean of the sum of the losses at steps 1..{steps}.",
