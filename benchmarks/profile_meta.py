@@ -49,7 +49,8 @@ def grouped(stats):
     op_files = {tensor_module.__file__, F.__file__}
     not_a_closure = _key(tensor_module.Tensor.backward.__code__)
     closures = sum(ct for (path, line, name), ct in entries.items()
-                   if name == "backward" and (path, line, name) != not_a_closure and any(os.path.samefile(path, f) for f in op_files))
+                   if name.endswith("backward") and (path, line, name) != not_a_closure
+                   and any(os.path.samefile(path, f) for f in op_files))
     loss = sum(ct for (path, _, name), ct in entries.items()
                if name == "loss" and os.path.samefile(path, problems_module.__file__))
 

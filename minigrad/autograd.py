@@ -5,6 +5,14 @@ Every tensor an op produces while gradients are enabled remembers its parents an
 and functional.py). This module walks those records backwards. It knows nothing about any
 particular op: adding an op never touches this file.
 
+The most frequent elementwise ops (tensor.py) record instead a plain function and the arrays it
+needs, `_backward(g, _saved)`, and only when no input was broadcast, so that their gradients
+already have their parents' shapes. On tiny tensors an op's bookkeeping costs more than its
+arithmetic, and this form saves two parts of it: creating a function object and its closure
+cells for every op, which Python's cyclic garbage collector must then walk (the collector's
+visits were about a tenth of an op's cost), and comparing each gradient's shape with its
+parent's in the sweep. `benchmarks/overhead.py` measures the result.
+
 Two facts make the sweep simple and iterative:
 - Every tensor gets a sequence number when it is created, and a tensor is always created after
   its parents. Sorting the reachable nodes by decreasing sequence number is therefore a valid
@@ -132,7 +140,7 @@ def _sweep(output, grad, oldest=-1, record=None, free=False):
                 record[seq] = g
             if seq == oldest:
                 continue
-        backward_fn = node._backward
+        backward_fn, saved = node._backward, node._saved
         if backward_fn is None:
             if record is None:
                 if node.grad is None:
@@ -140,7 +148,11 @@ def _sweep(output, grad, oldest=-1, record=None, free=False):
                 else:
                     node.grad += g
             continue
-        for parent, pg in zip(node._parents, backward_fn(g)):
+        if saved is None:
+            parent_grads, shaped = backward_fn(g), False
+        else:
+            parent_grads, shaped = backward_fn(g, saved), True
+        for parent, pg in zip(node._parents, parent_grads):
             if pg is None or not parent.requires_grad:
                 continue
             key = parent._seq
@@ -155,9 +167,10 @@ def _sweep(output, grad, oldest=-1, record=None, free=False):
                     owned.add(key)
                 total[pg.index] += pg.value
                 continue
-            shape = parent.data.shape
-            if pg.shape != shape:
-                pg = unbroadcast(pg, shape)
+            if not shaped:
+                shape = parent.data.shape
+                if pg.shape != shape:
+                    pg = unbroadcast(pg, shape)
             if total is None:
                 grads[key] = pg
             elif key in owned:
@@ -168,7 +181,7 @@ def _sweep(output, grad, oldest=-1, record=None, free=False):
                     owned.add(key)
         if free:
             node._parents = ()
-            node._backward = freed_graph
+            node._backward, node._saved = freed_graph, None
 
 
 def _seed_grad(output, grad, who):

@@ -1,13 +1,21 @@
 """The Tensor and its primitive ops.
 
-Each op computes its result from numpy arrays and, right beside it, defines `backward(g)`: given
-the gradient of the loss with respect to the result, it returns the gradient with respect to each
-parent, in the result's (broadcast) shape. Summing back to each parent's own shape, and adding up
-the contributions of a parent used several times, is done once, in autograd.py. (A slice returns
-an autograd.SliceGrad instead of a mostly-zero array: see there.) Ops whose gradients cost real
+Each op computes its result from numpy arrays and, right beside it, defines its backward: given
+the gradient g of the loss with respect to the result, it returns the gradient with respect to
+each parent. Summing a broadcast gradient back to its parent's shape, and adding up the
+contributions of a parent used several times, is done once, in autograd.py. (A slice returns an
+autograd.SliceGrad instead of a mostly-zero array: see there.) Ops whose gradients cost real
 work (mul, div, matmul) skip those of parents that need none, such as a minibatch or a constant.
 
-A backward closure captures arrays and plain values, never tensors, so that dropping the last
+A backward comes in one of two forms (autograd.py's docstring says why there are two):
+- a closure `backward(g)`, returning gradients in the result's shape. The form to use for a new
+  op (docs/extending.md); most ops here and every op in functional.py use it.
+- for the elementwise ops that run millions of times on small tensors (add, sub, mul, div, neg,
+  exp, log, tanh, sigmoid, relu, abs, sqrt), a static method `backward(g, saved)` and the arrays
+  it needs passed to `_result` as `saved`. These ops record it only when no input was broadcast,
+  so their gradients have their parents' shapes; a broadcast one is wrapped in a closure.
+
+A backward captures or saves arrays and plain values, never tensors, so that dropping the last
 reference to a very long graph never recurses through closures.
 """
 import numpy as np
@@ -20,8 +28,12 @@ _new_tensor = object.__new__      # _result fills in the fields itself: no __ini
 _next_seq = autograd.next_seq
 
 
-def _result(data, parents, backward):
-    """Wrap an op's output; record the graph only if grad mode is on and a parent needs it."""
+def _result(data, parents, backward, saved=None):
+    """Wrap an op's output; record the graph only if grad mode is on and a parent needs it.
+
+    `backward` is a closure `backward(g)`, or, with `saved` (anything but None), a function
+    `backward(g, saved)` whose gradients already have the parents' shapes.
+    """
     out = _new_tensor(Tensor)
     out.data = data if type(data) is np.ndarray else np.asarray(data)
     out.grad = None
@@ -32,11 +44,22 @@ def _result(data, parents, backward):
                 out.requires_grad = True
                 out._parents = parents
                 out._backward = backward
+                out._saved = saved
                 return out
     out.requires_grad = False
     out._parents = ()
     out._backward = None
+    out._saved = None
     return out
+
+
+def _elementwise_result(out, a, b, backward, saved):
+    """`_result` for a binary elementwise op on tensors a and b with the backward `backward(g,
+    saved)`. If the operands' shapes differ, numpy broadcast one of them: the backward is then
+    wrapped in a closure, whose gradients autograd sums back to the parents' shapes."""
+    if a.data.shape == b.data.shape:
+        return _result(out, (a, b), backward, saved)
+    return _result(out, (a, b), lambda g: backward(g, saved))
 
 
 def _constant(value, like):
@@ -103,7 +126,8 @@ class Tensor:
     The data is copied, so later changes to the caller's array do not reach the tensor.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_seq", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_saved", "_seq",
+                 "__weakref__")
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators: array + tensor works
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -120,6 +144,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self._parents = ()
         self._backward = None
+        self._saved = None
         self._seq = autograd.next_seq()
 
     # ----- plain attributes -----
@@ -180,10 +205,11 @@ class Tensor:
             out = self.data + other.data
         except ValueError:
             raise _broadcast_error("add", self, other) from None
+        return _elementwise_result(out, self, other, self._add_backward, ())
 
-        def backward(g):
-            return g, g
-        return _result(out, (self, other), backward)
+    @staticmethod
+    def _add_backward(g, _):
+        return g, g
 
     def __sub__(self, other):
         if not isinstance(other, Tensor):
@@ -192,10 +218,11 @@ class Tensor:
             out = self.data - other.data
         except ValueError:
             raise _broadcast_error("sub", self, other) from None
+        return _elementwise_result(out, self, other, self._sub_backward, ())
 
-        def backward(g):
-            return g, -g
-        return _result(out, (self, other), backward)
+    @staticmethod
+    def _sub_backward(g, _):
+        return g, -g
 
     def __mul__(self, other):
         if not isinstance(other, Tensor):
@@ -207,13 +234,15 @@ class Tensor:
             raise _broadcast_error("mul", self, other) from None
 
         # each factor's gradient is g times the other factor, kept only if that one is needed
-        b_for_a = b if self.requires_grad else None
-        a_for_b = a if other.requires_grad else None
+        return _elementwise_result(out, self, other, self._mul_backward,
+                                   (b if self.requires_grad else None,
+                                    a if other.requires_grad else None))
 
-        def backward(g):
-            return (None if b_for_a is None else g * b_for_a,
-                    None if a_for_b is None else g * a_for_b)
-        return _result(out, (self, other), backward)
+    @staticmethod
+    def _mul_backward(g, saved):
+        b_for_a, a_for_b = saved
+        return (None if b_for_a is None else g * b_for_a,
+                None if a_for_b is None else g * a_for_b)
 
     def __truediv__(self, other):
         if not isinstance(other, Tensor):
@@ -224,12 +253,15 @@ class Tensor:
         except ValueError:
             raise _broadcast_error("div", self, other) from None
 
-        out_for_b = out if other.requires_grad else None     # only the divisor's gradient needs it
+        # only the divisor's gradient needs the quotient
+        return _elementwise_result(out, self, other, self._div_backward,
+                                   (b, out if other.requires_grad else None))
 
-        def backward(g):
-            gb = g / b
-            return gb, None if out_for_b is None else -gb * out_for_b
-        return _result(out, (self, other), backward)
+    @staticmethod
+    def _div_backward(g, saved):
+        b, out_for_b = saved
+        g_over_b = g / b
+        return g_over_b, None if out_for_b is None else -g_over_b * out_for_b
 
     def __pow__(self, exponent):
         if not isinstance(exponent, Tensor):
@@ -298,9 +330,11 @@ class Tensor:
         return _constant(other, self) @ self
 
     def __neg__(self):
-        def backward(g):
-            return (-g,)
-        return _result(-self.data, (self,), backward)
+        return _result(-self.data, (self,), self._neg_backward, ())
+
+    @staticmethod
+    def _neg_backward(g, _):
+        return (-g,)
 
     # ----- comparisons: boolean results that carry no gradient -----
     def _compare(self, other, ufunc):
@@ -381,53 +415,57 @@ class Tensor:
     # ----- elementwise unary ops -----
     def exp(self):
         out = np.exp(self.data)
+        return _result(out, (self,), self._exp_backward, out)
 
-        def backward(g):
-            return (g * out,)
-        return _result(out, (self,), backward)
+    @staticmethod
+    def _exp_backward(g, out):
+        return (g * out,)
 
     def log(self):
-        a = self.data
+        return _result(np.log(self.data), (self,), self._log_backward, self.data)
 
-        def backward(g):
-            return (g / a,)
-        return _result(np.log(a), (self,), backward)
+    @staticmethod
+    def _log_backward(g, a):
+        return (g / a,)
 
     def tanh(self):
         out = np.tanh(self.data)
+        return _result(out, (self,), self._tanh_backward, out)
 
-        def backward(g):
-            return (g - g * out * out,)          # g * (1 - out^2), without a scalar operand
-        return _result(out, (self,), backward)
+    @staticmethod
+    def _tanh_backward(g, out):
+        return (g - g * out * out,)              # g * (1 - out^2), without a scalar operand
 
     def sigmoid(self):
         out = sigmoid(self.data)
+        return _result(out, (self,), self._sigmoid_backward, out)
 
-        def backward(g):
-            g_out = g * out
-            return (g_out - g_out * out,)       # g * out * (1 - out)
-        return _result(out, (self,), backward)
+    @staticmethod
+    def _sigmoid_backward(g, out):
+        g_out = g * out
+        return (g_out - g_out * out,)            # g * out * (1 - out)
 
     def relu(self):
-        a = self.data
+        return _result(np.maximum(self.data, 0), (self,), self._relu_backward, self.data)
 
-        def backward(g):
-            return (g * (a > 0),)
-        return _result(np.maximum(a, 0), (self,), backward)
+    @staticmethod
+    def _relu_backward(g, a):
+        return (g * (a > 0),)
 
     def abs(self):
-        a = self.data
+        return _result(np.abs(self.data), (self,), self._abs_backward, self.data)
 
-        def backward(g):
-            return (g * np.sign(a),)
-        return _result(np.abs(a), (self,), backward)
+    @staticmethod
+    def _abs_backward(g, a):
+        return (g * np.sign(a),)
 
     def sqrt(self):
         out = np.sqrt(self.data)
+        return _result(out, (self,), self._sqrt_backward, out)
 
-        def backward(g):
-            return (g * 0.5 / out,)
-        return _result(out, (self,), backward)
+    @staticmethod
+    def _sqrt_backward(g, out):
+        return (g * 0.5 / out,)
 
     def sign(self):
         """-1, 0 or 1; a step function, so its gradient is zero: the result is a constant."""

@@ -140,7 +140,7 @@ def test_grad_does_not_walk_the_history_older_than_its_inputs():
     calls = []
     history_node = theta._parents[0]
     original = history_node._backward
-    history_node._backward = lambda g: calls.append(1) or original(g)
+    history_node._backward = lambda *args: calls.append(1) or original(*args)
     loss = theta * theta
     assert mg.grad(loss, theta) == pytest.approx(2 * theta.data)
     assert calls == []

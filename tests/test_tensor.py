@@ -39,13 +39,27 @@ def test_matmul_gradients_for_vectors_matrices_and_batches(rng, shape_a, shape_b
     np.testing.assert_allclose((a @ b).data, a.data @ b.data)
 
 
+def test_elementwise_ops_save_arrays_unless_an_input_was_broadcast(rng):
+    """The frequent elementwise ops record `backward(g, saved)`, no closure, when no input was
+    broadcast, and a closure (whose gradients the sweep sums back to shape) when one was."""
+    x, y, row = tensor64(rng, (2, 3)), tensor64(rng, (2, 3)), tensor64(rng, (3,))
+    for out in [x + y, x - y, x * y, x / y, -x, x.exp(), x.abs().log(), x.tanh(), x.sigmoid(),
+                x.relu(), x.abs(), x.abs().sqrt()]:
+        assert out._saved is not None and out._backward.__name__.endswith("_backward")
+    for out in [x + row, row - x, x * row, x / row, x * 2.0]:
+        assert out._saved is None
+    # one node receiving gradients of both forms
+    assert mg.gradcheck(lambda x, row: (x * row + x.tanh() * x - row / (x * x + 1)).sum(), [x, row])
+
+
 def test_ops_compute_no_gradient_for_a_constant_operand(rng):
     """Only the gradients a parent needs are computed: x @ W with a constant minibatch x costs
     one matmul in the backward, not two."""
     x, c = tensor64(rng, (4, 4)), mg.Tensor(rng.standard_normal((4, 4)), dtype=np.float64)
     for out, constant_side in [(x @ c, 1), (x.T @ c, 1), (c @ x.T, 0), (x * c, 1), (c * x, 0),
                                (x / c, 1)]:
-        grads = out._backward(np.ones((4, 4)))
+        g = np.ones((4, 4))
+        grads = out._backward(g) if out._saved is None else out._backward(g, out._saved)
         assert grads[constant_side] is None
         assert grads[1 - constant_side] is not None
 
