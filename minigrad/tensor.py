@@ -12,8 +12,9 @@ A backward comes in one of two forms (autograd.py's docstring says why there are
   op (docs/extending.md); most ops here and every op in functional.py use it.
 - for the elementwise ops that run millions of times on small tensors (add, sub, mul, div, neg,
   exp, log, tanh, sigmoid, relu, abs, sqrt), a static method `backward(g, saved)` and the arrays
-  it needs passed to `_result` as `saved`. These ops record it only when no input was broadcast,
-  so their gradients have their parents' shapes; a broadcast one is wrapped in a closure.
+  it needs passed to `_result` as `saved`. These ops record it only when no input that needs a
+  gradient was broadcast, so their gradients have their parents' shapes; otherwise it is
+  wrapped in a closure.
 
 A backward captures or saves arrays and plain values, never tensors, so that dropping the last
 reference to a very long graph never recurses through closures.
@@ -55,11 +56,15 @@ def _result(data, parents, backward, saved=None):
 
 def _elementwise_result(out, a, b, backward, saved):
     """`_result` for a binary elementwise op on tensors a and b with the backward `backward(g,
-    saved)`. If the operands' shapes differ, numpy broadcast one of them: the backward is then
-    wrapped in a closure, whose gradients autograd sums back to the parents' shapes."""
-    if a.data.shape == b.data.shape:
-        return _result(out, (a, b), backward, saved)
-    return _result(out, (a, b), lambda g: backward(g, saved))
+    saved)`. If numpy broadcast an operand that needs a gradient, the backward is wrapped in a
+    closure, whose gradients autograd sums back to the parents' shapes. (A broadcast constant,
+    such as the 2 of `x * 2`, gets no gradient, so it needs no summing.)"""
+    a_shape, b_shape = a.data.shape, b.data.shape
+    if a_shape != b_shape:
+        shape = out.shape
+        if (a.requires_grad and a_shape != shape) or (b.requires_grad and b_shape != shape):
+            return _result(out, (a, b), lambda g: backward(g, saved))
+    return _result(out, (a, b), backward, saved)
 
 
 def _constant(value, like):

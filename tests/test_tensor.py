@@ -40,16 +40,18 @@ def test_matmul_gradients_for_vectors_matrices_and_batches(rng, shape_a, shape_b
 
 
 def test_elementwise_ops_save_arrays_unless_an_input_was_broadcast(rng):
-    """The frequent elementwise ops record `backward(g, saved)`, no closure, when no input was
-    broadcast, and a closure (whose gradients the sweep sums back to shape) when one was."""
+    """The frequent elementwise ops record `backward(g, saved)`, no closure, unless an input that
+    needs a gradient was broadcast; then a closure, whose gradients the sweep sums back."""
     x, y, row = tensor64(rng, (2, 3)), tensor64(rng, (2, 3)), tensor64(rng, (3,))
+    constant_row = mg.Tensor(row.data, dtype=np.float64)
     for out in [x + y, x - y, x * y, x / y, -x, x.exp(), x.abs().log(), x.tanh(), x.sigmoid(),
-                x.relu(), x.abs(), x.abs().sqrt()]:
+                x.relu(), x.abs(), x.abs().sqrt(), x * 2.0, 1.0 - x, x / constant_row]:
         assert out._saved is not None and out._backward.__name__.endswith("_backward")
-    for out in [x + row, row - x, x * row, x / row, x * 2.0]:
+    for out in [x + row, row - x, x * row, x / row, row / x]:
         assert out._saved is None
     # one node receiving gradients of both forms
-    assert mg.gradcheck(lambda x, row: (x * row + x.tanh() * x - row / (x * x + 1)).sum(), [x, row])
+    assert mg.gradcheck(lambda x, row: (x * row + x.tanh() * x * 2.0 - row / (x * x + 1)
+                                        + x / constant_row).sum(), [x, row])
 
 
 def test_ops_compute_no_gradient_for_a_constant_operand(rng):
