@@ -18,8 +18,11 @@ meta-gradient of both are compared: equal numbers are what make the times compar
 
 After one untimed trajectory each, the contenders' trajectories alternate (minigrad, torch
 LSTMCell, torch written out, minigrad, ...), so load drift on a shared machine affects them
-alike; the medians are printed, then the peak memory of two minigrad trajectories
-(tracemalloc sees numpy's allocations), then the ratio.
+alike. A fourth contender times the fused LSTM cells alone at the trajectory's shapes (both
+layers, forward and backward, at every step, with no graph, loss or optimizer around them): a
+floor for minigrad's trajectory with this cell, printed as a fraction of PyTorch's trajectory.
+The medians are printed, then the peak memory of two minigrad trajectories (tracemalloc sees
+numpy's allocations), then the ratio.
 
     python benchmarks/meta_trajectory.py --task {mnist,quadratic} [--trajectories 5]
         [--steps 100] [--unroll 20] [--threads 1] [--no-memory]
@@ -35,6 +38,8 @@ import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+import minigrad as mg  # noqa: E402
+import minigrad.functional as F  # noqa: E402
 from _common import describe_threads, interleaved_times, load_torch, median, print_ratio  # noqa: E402
 from models.problems import MNISTFamily, QuadraticFamily  # noqa: E402
 from optim.learned import CoordinatewiseLSTM, NetworkConfig  # noqa: E402
@@ -57,6 +62,41 @@ def draw_problems(family, count, seed=0):
         problem = family.sample(rng)
         problems.append((problem, problem.init_params(rng)))
     return problems
+
+
+def cells_alone(config, n_coords, steps, seed=0):
+    """A function running the optimizer network's fused cells as a trajectory does, and nothing
+    else: at each of `steps` steps, every layer's lstm_cell forward on (n_coords, ...) inputs
+    and its backward (the node's own closure, called directly, with a fixed output gradient).
+    The first layer's input is a constant, as the preprocessed gradient is."""
+    rng = np.random.default_rng(seed)
+    widths = (config.input_size,) + tuple(config.layers[:-1])
+    weights = [(mg.Tensor(0.1 * rng.standard_normal((width + hidden, 4 * hidden))),
+                mg.Tensor(np.zeros(4 * hidden)))
+               for width, hidden in zip(widths, config.layers)]
+    for W, b in weights:
+        W.requires_grad = b.requires_grad = True
+    first_input = mg.Tensor(rng.standard_normal((n_coords, config.input_size)))
+    output_grads = [rng.standard_normal((n_coords, 2 * hidden)).astype(np.float32)
+                    for hidden in config.layers]
+
+    def as_leaf(tensor):
+        """The same data as a new leaf that requires grad (no copy)."""
+        leaf = tensor.detach()
+        leaf.requires_grad = True
+        return leaf
+
+    def run():
+        state = [(as_leaf(mg.Tensor(np.zeros((n_coords, hidden)))),
+                  as_leaf(mg.Tensor(np.zeros((n_coords, hidden))))) for hidden in config.layers]
+        for _ in range(steps):
+            x = first_input
+            for layer, ((W, b), (h, c)) in enumerate(zip(weights, state)):
+                h_new, c_new = F.lstm_cell(x, h, c, W, b)
+                h_new._parents[0]._backward(output_grads[layer])
+                state[layer] = as_leaf(h_new), as_leaf(c_new)
+                x = as_leaf(h_new)
+    return run
 
 
 # ----- the same workload in PyTorch -----
@@ -292,6 +332,7 @@ def main():
     def run_minigrad():
         trainer.train_trajectory(*next(queue["minigrad"]))
     contenders["minigrad"] = run_minigrad
+    contenders["cells alone"] = cells_alone(config, n_coords, args.steps)
 
     if torch is not None:
         problem, theta0 = problems[0]
@@ -317,6 +358,10 @@ def main():
     print(f"seconds per trajectory, median of {args.trajectories}:")
     for name, t in times.items():
         print(f"  {name:15s} {medians[name]:.3f}   (all: {' '.join(f'{s:.3f}' for s in t)})")
+    if torch is not None:
+        fastest_torch = min(medians["torch-lstmcell"], medians["torch-manual"])
+        print(f"the fused cells alone take {medians['cells alone'] / fastest_torch:.3f} of PyTorch's "
+              f"trajectory, {medians['cells alone'] / medians['minigrad']:.3f} of minigrad's")
 
     if not args.no_memory:
         figures = peak_memory(trainer, problems[:2])
