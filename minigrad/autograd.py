@@ -6,12 +6,12 @@ and functional.py). This module walks those records backwards. It knows nothing 
 particular op: adding an op never touches this file.
 
 The most frequent elementwise ops (tensor.py) record instead a plain function and the arrays it
-needs, `_backward(g, _saved)`, unless an input that needs a gradient was broadcast, so that their gradients
-already have their parents' shapes. On tiny tensors an op's bookkeeping costs more than its
-arithmetic, and this form saves two parts of it: creating a function object and its closure
-cells for every op, which Python's cyclic garbage collector must then walk (the collector's
-visits were about a tenth of an op's cost), and comparing each gradient's shape with its
-parent's in the sweep. `benchmarks/overhead.py` measures the result.
+needs, `_backward(g, _saved)`, unless an input that needs a gradient was broadcast, so that
+their gradients already have their parents' shapes. On tiny tensors an op's bookkeeping costs
+more than its arithmetic, and this form saves two parts of it: creating a function object and
+its closure cells for every op, which Python's cyclic garbage collector must then walk (the
+collector's visits were about a tenth of an op's cost), and comparing each gradient's shape with
+its parent's in the sweep. `benchmarks/overhead.py` measures the result.
 
 Two facts make the sweep simple and iterative:
 - Every tensor gets a sequence number when it is created, and a tensor is always created after
