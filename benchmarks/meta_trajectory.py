@@ -358,9 +358,11 @@ def main():
     print(f"seconds per trajectory, median of {args.trajectories}:")
     for name, t in times.items():
         print(f"  {name:15s} {medians[name]:.3f}   (all: {' '.join(f'{s:.3f}' for s in t)})")
+    fastest = theirs = None
     if torch is not None:
-        fastest_torch = min(medians["torch-lstmcell"], medians["torch-manual"])
-        print(f"the fused cells alone take {medians['cells alone'] / fastest_torch:.3f} of PyTorch's "
+        fastest = min(("torch-lstmcell", "torch-manual"), key=medians.get)
+        theirs = medians[fastest]
+        print(f"the fused cells alone take {medians['cells alone'] / theirs:.3f} of PyTorch's "
               f"trajectory, {medians['cells alone'] / medians['minigrad']:.3f} of minigrad's")
 
     if not args.no_memory:
@@ -369,10 +371,7 @@ def main():
             print(f"minigrad peak memory (tracemalloc), trajectory {k + 1}: {peak / 2**20:.1f} MiB "
                   f"(unroll {args.unroll}, {args.steps} steps); held after it: {held / 2**20:.1f} MiB")
 
-    theirs = None
     if torch is not None:
-        fastest = min(("torch-lstmcell", "torch-manual"), key=medians.get)
-        theirs = medians[fastest]
         print(f"minigrad {medians['minigrad']:.3f} s, pytorch {torch.__version__} eager "
               f"({fastest}) {theirs:.3f} s")
     else:
