@@ -229,10 +229,12 @@ class MNISTFamily:
     `datasets.load_mnist(split)`, unless `data=(images (N, 784), labels (N,))` is given (for
     example Fashion-MNIST, or a few examples for a gradient check); num_classes is the
     output width.
+    subset: if set, each problem draws its minibatches from its own `subset` digits, chosen
+    without replacement from the split (a smaller dataset per problem; the paper uses all).
     """
 
     def __init__(self, hidden=(20,), activation="sigmoid", batch_size=128, split="train",
-                 init_scale=0.01, data=None, num_classes=10, dtype=np.float32):
+                 init_scale=0.01, data=None, num_classes=10, dtype=np.float32, subset=None):
         activation_function(activation)
         self.hidden = tuple(int(h) for h in hidden)
         self.activation, self.batch_size, self.split = activation, int(batch_size), split
@@ -244,19 +246,33 @@ class MNISTFamily:
             raise ValueError(f"MNISTFamily: expected flat images (N, features), got "
                              f"{self.images.shape}")
         self.sizes = (self.images.shape[1], *self.hidden, int(num_classes))
+        if subset is not None and not 0 < subset <= len(self.labels):
+            raise ValueError(f"MNISTFamily: subset must be between 1 and the {len(self.labels)} "
+                             f"digits of the {split!r} split, got {subset}")
+        self.subset = subset
 
     def sample(self, rng):
-        """An MLPProblem with its own seed (θ_0 and minibatches) drawn from rng."""
-        return MLPProblem(self.images, self.labels, self.sizes, self.activation, self.batch_size,
-                          self.init_scale, _new_seed(rng), self._name())
+        """An MLPProblem with its own seed (θ_0 and minibatches) drawn from rng, and with
+        `subset`, its own digits."""
+        rng = _generator(rng)
+        seed = _new_seed(rng)
+        images, labels = self.images, self.labels
+        if self.subset is not None:
+            index = rng.choice(len(labels), self.subset, replace=False)
+            images, labels = images[index], labels[index]
+        return MLPProblem(images, labels, self.sizes, self.activation, self.batch_size,
+                          self.init_scale, seed, self._name())
 
     def _name(self):
         hidden = "-".join(map(str, self.hidden)) or "linear"
-        return f"mnist-mlp({hidden}, {self.activation}, {self.split})"
+        digits = f", {self.subset} digits" if self.subset is not None else ""
+        return f"mnist-mlp({hidden}, {self.activation}, {self.split}{digits})"
 
     def __repr__(self):
+        subset = f", subset={self.subset}" if self.subset is not None else ""
         return (f"MNISTFamily(hidden={self.hidden}, activation={self.activation!r}, "
-                f"batch_size={self.batch_size}, split={self.split!r}, n={len(self.labels)})")
+                f"batch_size={self.batch_size}, split={self.split!r}, n={len(self.labels)}"
+                f"{subset})")
 
 
 class ConvNetProblem(_MinibatchProblem):

@@ -16,7 +16,11 @@ the unroll; theta and the state are carried to the next unroll detached.
 
 Summing f(theta_0) as well (the official code does) changes the reported value but not the
 meta-gradient: theta_0 of an unroll never depends on phi once detached.
+
+Options beyond the paper (MetaConfig): several problems side by side per trajectory, a running
+average of phi for validation and saving, and validation past the training horizon.
 """
+import contextlib
 import json
 import math
 import os
@@ -130,6 +134,40 @@ def draw_problems(family, rng, count):
     return pairs
 
 
+class JointProblem:
+    """Several problems optimised side by side as one: their parameters joined into one list,
+    the loss the mean of theirs. A trajectory on it meta-trains on all of them at once
+    (MetaConfig.problems_per_update). Each problem's gradient, the network's input, is 1/K of
+    what it would be alone; its meta-gradient is the sum of K separate ones on f_k / K."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        self.counts = [len(p.param_shapes) for p in self.problems]
+        self.param_shapes = [shape for p in self.problems for shape in p.param_shapes]
+        self.dtype = self.problems[0].dtype
+        self.seed = self.problems[0].seed
+        self.name = f"{len(self.problems)} x {self.problems[0].name}"
+
+    def loss(self, params, step=0):
+        if len(params) != len(self.param_shapes):
+            raise ValueError(f"{self.name}: expected {len(self.param_shapes)} parameters, got "
+                             f"{len(params)}")
+        total, start = None, 0
+        for problem, count in zip(self.problems, self.counts):
+            loss = problem.loss(params[start:start + count], step)
+            total = loss if total is None else total + loss
+            start += count
+        return total * (1.0 / len(self.problems))
+
+    def assign(self, assign):
+        """One problem's {param index: network name}, repeated for each problem."""
+        joint, start = {}, 0
+        for count in self.counts:
+            joint.update({start + i: name for i, name in (assign or {}).items()})
+            start += count
+        return joint
+
+
 def global_norm(arrays):
     return math.sqrt(sum(float(np.vdot(a, a)) for a in arrays))
 
@@ -145,8 +183,19 @@ class MetaConfig:
         instead of the official 10,000, annealing reaches a better optimizer sooner).
     clip_norm: if set, rescale the meta-gradient to at most this global norm (not in the paper;
         Wichrowska et al. 2017 found it helps).
+    problems_per_update: K problems optimised side by side in each trajectory as one, their
+        losses averaged (JointProblem), so each meta-update draws on K fresh problems instead of
+        one; each problem's gradient is then 1/K of what it would be alone.
+    average: if set, Polyak averaging (not in the paper): validation and the saved network use an
+        exponential moving average of phi with this decay per meta-update, which smooths out the
+        meta-update noise.
     validate_every: epochs between validations on `validation_problems` held-out problems; the
-        best network by mean validation meta-loss is the one kept (the paper's early stopping).
+        best network by the validation figure is the one kept (the paper's early stopping).
+    validate_on: the validation figure, a mean over the validation problems of
+        "meta-loss": sum_t f(theta_t) for t = 1..steps (the paper's), or
+        "late": the mean of f(theta_t) for t = steps..validation_steps (how well the optimizer
+        goes on after the horizon it was trained for).
+    validation_steps: how far validation runs each problem (default: steps).
     max_failures: a run stops after this many non-finite meta-updates in a row.
     """
 
@@ -156,8 +205,12 @@ class MetaConfig:
     meta_lr: float = 1e-3
     final_meta_lr: float = None
     clip_norm: float = None
+    problems_per_update: int = 1
+    average: float = None
     validate_every: int = 10
     validation_problems: int = 8
+    validate_on: str = "meta-loss"
+    validation_steps: int = None
     max_failures: int = 10
     seed: int = 0
 
@@ -175,6 +228,17 @@ class MetaTrainer:
         if config.steps % config.unroll:
             raise ValueError(f"MetaConfig: steps ({config.steps}) must be a multiple of unroll "
                              f"({config.unroll})")
+        if config.validate_on not in ("meta-loss", "late"):
+            raise ValueError(f"MetaConfig: validate_on must be 'meta-loss' or 'late', got "
+                             f"{config.validate_on!r}")
+        if config.validation_steps is not None and config.validation_steps < config.steps:
+            raise ValueError(f"MetaConfig: validation_steps ({config.validation_steps}) must be at "
+                             f"least steps ({config.steps})")
+        if config.problems_per_update < 1:
+            raise ValueError(f"MetaConfig: problems_per_update must be at least 1, got "
+                             f"{config.problems_per_update}")
+        if config.average is not None and not 0 <= config.average < 1:
+            raise ValueError(f"MetaConfig: average is a decay in [0, 1), got {config.average}")
         self.networks = networks
         self.family = family
         self.validation_family = validation_family or family
@@ -184,6 +248,7 @@ class MetaTrainer:
         self.progress = progress
         self.params = [p for name in sorted(networks) for p in networks[name].parameters()]
         self.meta_optimizer = Adam(self.params, lr=config.meta_lr)
+        self.averaged = None if config.average is None else [p.data.copy() for p in self.params]
         self.rng = np.random.default_rng(config.seed)
         validation_rng = np.random.default_rng([config.seed, 1])
         self.validation_set = draw_problems(self.validation_family, validation_rng,
@@ -192,14 +257,15 @@ class MetaTrainer:
         self.failures = 0
         self.skipped = 0
         self.history = []         # (epoch, mean meta-loss per step of the epoch's trajectory)
-        self.validation = []      # (epoch, mean validation meta-loss)
+        self.validation = []      # (epoch, validation figure)
         self.best = None          # (validation figure, epoch, state dicts)
 
     # ----- one trajectory -----
-    def train_trajectory(self, problem, theta0):
+    def train_trajectory(self, problem, theta0, assign=None):
         """Meta-train on one trajectory; returns the meta-loss of each unroll (floats)."""
         config = self.config
-        trajectory = Trajectory(problem, self.networks, theta0, self.assign)
+        trajectory = Trajectory(problem, self.networks, theta0,
+                                self.assign if assign is None else assign)
         unroll_losses = []
         for _ in range(config.steps // config.unroll):
             meta_loss = unroll(self.networks, trajectory, config.unroll)
@@ -221,6 +287,10 @@ class MetaTrainer:
                 for g in grads:
                     g *= config.clip_norm / norm
             self.meta_optimizer.step()
+            if self.averaged is not None:
+                for average, p in zip(self.averaged, self.params):
+                    average *= config.average
+                    average += (1 - config.average) * p.data
             self.failures = 0
             trajectory.detach()
         return unroll_losses
@@ -238,11 +308,34 @@ class MetaTrainer:
 
     # ----- validation -----
     def validate(self):
-        """Mean over the validation problems of sum_t f(theta_t), t = 1..steps (the meta-loss
-        of a whole trajectory), with the current networks frozen."""
-        totals = [learned_losses(self.networks, problem, theta0, self.config.steps, self.assign)[1:].sum()
-                  for problem, theta0 in self.validation_set]
-        return float(np.mean(totals)) if np.all(np.isfinite(totals)) else float("inf")
+        """The validation figure (MetaConfig.validate_on) of the current networks, frozen: by
+        default the mean over the validation problems of sum_t f(theta_t), t = 1..steps (the
+        meta-loss of a whole trajectory)."""
+        config = self.config
+        horizon = config.validation_steps or config.steps
+        figures = []
+        for problem, theta0 in self.validation_set:
+            losses = learned_losses(self.networks, problem, theta0, horizon, self.assign)
+            if config.validate_on == "late":
+                figures.append(losses[config.steps:].mean())
+            else:
+                figures.append(losses[1:config.steps + 1].sum())
+        return float(np.mean(figures)) if np.all(np.isfinite(figures)) else float("inf")
+
+    @contextlib.contextmanager
+    def _averaged_weights(self):
+        """Inside, the networks hold the averaged weights (MetaConfig.average), if any."""
+        if self.averaged is None:
+            yield
+            return
+        current = [p.data for p in self.params]
+        for p, average in zip(self.params, self.averaged):
+            p.data = average.copy()
+        try:
+            yield
+        finally:
+            for p, data in zip(self.params, current):
+                p.data = data
 
     def _set_meta_lr(self, epochs):
         config = self.config
@@ -266,16 +359,24 @@ class MetaTrainer:
                    disable=not self.progress, dynamic_ncols=True)
         while self.epoch < epochs:
             self._set_meta_lr(epochs)
-            (problem, theta0), = draw_problems(self.family, self.rng, 1)
-            losses = self.train_trajectory(problem, theta0)
+            pairs = draw_problems(self.family, self.rng, self.config.problems_per_update)
+            if len(pairs) == 1:
+                (problem, theta0), = pairs
+                losses = self.train_trajectory(problem, theta0)
+            else:
+                problem = JointProblem([p for p, _ in pairs])
+                theta0 = [array for _, arrays in pairs for array in arrays]
+                losses = self.train_trajectory(problem, theta0, problem.assign(self.assign))
             self.epoch += 1
             self.history.append((self.epoch, float(np.sum(losses)) / self.config.steps))
             bar.update(1)
             if self.epoch % self.config.validate_every == 0 or self.epoch == epochs:
-                figure = self.validate()
+                with self._averaged_weights():
+                    figure = self.validate()
+                    snapshot = self._snapshot()
                 self.validation.append((self.epoch, figure))
                 if self.best is None or figure < self.best[0]:
-                    self.best = (figure, self.epoch, self._snapshot())
+                    self.best = (figure, self.epoch, snapshot)
                     if self.out_dir:
                         self.save_best(os.path.join(self.out_dir, "optimizer.npz"))
                 if self.out_dir:
@@ -315,6 +416,8 @@ class MetaTrainer:
             for name, state in self.best[2].items():
                 for key, value in state.items():
                     arrays[f"best/{name}/{key}"] = value
+        for index, average in enumerate(self.averaged or ()):
+            arrays[f"average/{index}"] = average
         optimizer_state = self.meta_optimizer.state_dict()
         scalars = {}
         for index, state in optimizer_state["state"].items():
@@ -359,6 +462,9 @@ class MetaTrainer:
             self.history = [tuple(h) for h in meta["history"]]
             self.validation = [tuple(v) for v in meta["validation"]]
             self.rng.bit_generator.state = meta["rng"]
+            if self.averaged is not None:
+                self.averaged = [np.array(arrays[f"average/{i}"], dtype=p.data.dtype)
+                                 for i, p in enumerate(self.params)]
             if meta["best"] is not None:
                 snapshot = {}
                 for name in self.networks:

@@ -7,8 +7,8 @@ from models.problems import QuadraticFamily
 from optim.classic import Adam
 from optim.learned import (CoordinatewiseLSTM, LearnedOptimizer, NetworkConfig, load_networks,
                            preprocess_gradients, save_networks)
-from optim.meta import (MetaConfig, MetaTrainer, MetaTrainingError, Trajectory, learned_losses,
-                        unroll)
+from optim.meta import (JointProblem, MetaConfig, MetaTrainer, MetaTrainingError, Trajectory,
+                        learned_losses, unroll)
 
 LINEAR_ZERO = NetworkConfig(layers=(), preprocess=False, output_scale=1.0, zero_init=True)
 
@@ -235,6 +235,116 @@ def test_meta_training_writes_the_best_network_and_resumes_exactly(tmp_path):
     expected = straight.best_networks()["all"]
     for a, b in zip(best.parameters(), expected.parameters()):
         np.testing.assert_array_equal(a.data, b.data)
+
+
+class Halved:
+    """f / 2: what each of two problems side by side contributes to their mean."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def loss(self, params, step):
+        return self.problem.loss(params, step) * 0.5
+
+
+def test_joint_problem_is_the_mean_of_its_problems_and_so_is_its_meta_gradient():
+    """Two problems side by side in one trajectory: their mean loss is a sum of halves, and the
+    coordinatewise network treats each coordinate alone, so the joint meta-loss and meta-gradient
+    are those of two separate trajectories on f_1 / 2 and f_2 / 2 (each one's gradient, and so the
+    network's input, is half of what it would be alone)."""
+    family = QuadraticFamily(dim=3, batch=2, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    pairs = [(p, p.init_params(rng)) for p in (family.sample(rng), family.sample(rng))]
+    net = CoordinatewiseLSTM(NetworkConfig(layers=(4,), preprocess=True, output_scale=0.1, seed=1,
+                                           dtype="float64"))
+
+    def meta_gradient(problem, theta0):
+        net.zero_grad()
+        meta_loss = unroll({"all": net}, Trajectory(problem, {"all": net}, theta0), 3)
+        meta_loss.backward()
+        return meta_loss.item(), [p.grad.copy() for p in net.parameters()]
+
+    joint = JointProblem([p for p, _ in pairs])
+    theta0 = [a for _, arrays in pairs for a in arrays]
+    params = [mg.Tensor(a) for a in theta0]
+    expected_loss = (pairs[0][0].loss(params[:1], 0).item() + pairs[1][0].loss(params[1:], 0).item()) / 2
+    np.testing.assert_allclose(joint.loss(params, 0).item(), expected_loss, rtol=1e-12)
+    together, joint_grads = meta_gradient(joint, theta0)
+    alone = [meta_gradient(Halved(problem), arrays) for problem, arrays in pairs]
+    np.testing.assert_allclose(together, alone[0][0] + alone[1][0], rtol=1e-12)
+    assert max(np.abs(g).max() for g in joint_grads) > 1e-3
+    for k, g in enumerate(joint_grads):
+        np.testing.assert_allclose(g, alone[0][1][k] + alone[1][1][k], rtol=1e-10, atol=1e-15)
+    assert joint.assign({1: "fc"}) == {1: "fc", 2: "fc"}     # each problem has 1 parameter here
+
+
+def test_problems_per_update_meta_trains_on_joint_problems():
+    trainer = small_trainer(epochs=1, problems_per_update=3)
+    seen = []
+    original = trainer.train_trajectory
+
+    def record(problem, theta0, assign=None):
+        seen.append((problem, len(theta0)))
+        return original(problem, theta0, assign)
+    trainer.train_trajectory = record
+    trainer.fit()
+    (problem, n_params), = seen
+    assert isinstance(problem, JointProblem) and len(problem.problems) == 3 and n_params == 3
+
+
+def test_averaged_weights_are_an_exponential_moving_average_and_are_what_is_kept():
+    decay = 0.5
+    trainer = small_trainer(epochs=1, average=decay)
+    phi = [[p.data.copy() for p in trainer.params]]
+    step = trainer.meta_optimizer.step
+
+    def record():
+        step()
+        phi.append([p.data.copy() for p in trainer.params])
+    trainer.meta_optimizer.step = record
+    trainer.fit()
+    assert len(phi) == 5                       # steps 20, unroll 5: four meta-updates
+    for k, p in enumerate(trainer.params):
+        expected = phi[0][k]
+        for update in phi[1:]:
+            expected = decay * expected + (1 - decay) * update[k]
+        np.testing.assert_allclose(trainer.averaged[k], expected, rtol=1e-6)
+        np.testing.assert_array_equal(p.data, phi[-1][k])   # training goes on from the raw weights
+    kept = [p.data for p in trainer.best_networks()["all"].parameters()]
+    for k, array in enumerate(kept):
+        np.testing.assert_allclose(array, trainer.averaged[k], rtol=1e-6)
+    assert not np.allclose(kept[0], phi[-1][0])
+
+
+def test_late_validation_is_the_mean_loss_from_the_horizon_on():
+    trainer = small_trainer(epochs=1, validate_on="late", validation_steps=30)
+    losses = [learned_losses(trainer.networks, p, theta0, 30) for p, theta0 in trainer.validation_set]
+    np.testing.assert_allclose(trainer.validate(), np.mean([l[20:].mean() for l in losses]))
+    default = small_trainer(epochs=1)
+    sums = [learned_losses(default.networks, p, theta0, 20)[1:].sum() for p, theta0 in default.validation_set]
+    np.testing.assert_allclose(default.validate(), np.mean(sums))
+
+
+def test_averaged_meta_training_resumes_exactly(tmp_path):
+    straight = small_trainer(tmp_path / "a", epochs=20, average=0.9, problems_per_update=2)
+    straight.fit()
+    small_trainer(tmp_path / "b", epochs=20, average=0.9, problems_per_update=2).fit(epochs=10)
+    resumed = small_trainer(tmp_path / "b", epochs=20, average=0.9, problems_per_update=2)
+    resumed.fit(resume=True)
+    for a, b in zip(straight.averaged, resumed.averaged):
+        np.testing.assert_array_equal(a, b)
+    assert straight.best[:2] == resumed.best[:2]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"validate_on": "final"}, "validate_on must be 'meta-loss' or 'late', got 'final'"),
+    ({"validation_steps": 10}, r"validation_steps \(10\) must be at least steps \(20\)"),
+    ({"problems_per_update": 0}, "problems_per_update must be at least 1, got 0"),
+    ({"average": 1.0}, r"average is a decay in \[0, 1\), got 1.0"),
+])
+def test_meta_config_errors_name_the_setting(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        small_trainer(epochs=1, **overrides)
 
 
 class NaNAfter:

@@ -87,3 +87,28 @@ def test_compare_can_draw_the_test_problems_from_the_training_digits(cli, tmp_pa
         assert sorted(asked) == sorted(["train", split])      # tuning always uses "train"
         assert json.loads((out / "compare.json").read_text())["test_split"] == split
     assert "minibatches from the train split" in (tmp_path / "train" / "compare.md").read_text()
+
+
+def test_mnist_meta_trains_on_problems_with_as_many_digits_as_a_test_problem(cli, tmp_path,
+                                                                             monkeypatch):
+    rng = np.random.default_rng(0)
+    sizes = {"train": 60, "test": 20}
+
+    def fake_mnist(split, data_dir=None, download=False):
+        n = sizes[split]
+        return rng.random((n, 784)).astype(np.float32), rng.integers(0, 10, n)
+    monkeypatch.setattr(cli, "load_mnist", fake_mnist)
+    task = cli.TASKS["mnist"]
+    tiny = cli.replace(task.meta, steps=2, unroll=1, validation_problems=1, validation_steps=3)
+    monkeypatch.setitem(cli.TASKS, "mnist", cli.replace(task, meta=tiny))
+    families = []
+
+    class Recording(cli.MetaTrainer):
+        def __init__(self, networks, family, *args, **kwargs):
+            families.append(family)
+            super().__init__(networks, family, *args, **kwargs)
+    monkeypatch.setattr(cli, "MetaTrainer", Recording)
+    cli.main(["train", "--task", "mnist", "--out", str(tmp_path), "--epochs", "1"])
+    family, = families
+    assert family.subset == 20 and len(family.labels) == 60
+    assert (tmp_path / "optimizer.npz").exists()

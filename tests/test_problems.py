@@ -216,6 +216,27 @@ def test_mnist_problems_share_the_family_data_without_copies(mnist_train):
     assert mnist_train.images.dtype == np.float32
 
 
+def test_mnist_subset_gives_each_problem_its_own_digits(mnist_train):
+    family = MNISTFamily(data=(mnist_train.images, mnist_train.labels), subset=1000)
+    rng = np.random.default_rng(0)
+    first, second = family.sample(rng), family.sample(rng)
+    assert len(first.labels) == len(second.labels) == 1000
+    rows = {row.tobytes() for row in mnist_train.images}
+    first_rows = {row.tobytes() for row in first.images}
+    assert len(first_rows) == 1000 and first_rows <= rows           # distinct digits of the split
+    assert first_rows != {row.tobytes() for row in second.images}
+    again = family.sample(np.random.default_rng(0))
+    np.testing.assert_array_equal(again.images, first.images)
+    np.testing.assert_array_equal(again.labels, first.labels)
+    assert first.batch_indices(0).max() < 1000
+    assert "1000 digits" in first.name and "subset=1000" in repr(family)
+
+
+def test_mnist_subset_larger_than_the_split_is_an_error():
+    with pytest.raises(ValueError, match="subset must be between 1 and the 12 digits"):
+        MNISTFamily(data=tiny_classification_data(), num_classes=3, subset=13)
+
+
 def test_mnist_rejects_an_unknown_activation():
     with pytest.raises(ValueError, match="'relu', 'sigmoid', 'tanh'"):
         MNISTFamily(activation="swish", data=tiny_classification_data())
