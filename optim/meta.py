@@ -143,14 +143,11 @@ class JointProblem:
     def __init__(self, problems):
         self.problems = list(problems)
         self.counts = [len(p.param_shapes) for p in self.problems]
-        self.param_shapes = [shape for p in self.problems for shape in p.param_shapes]
-        self.dtype = self.problems[0].dtype
-        self.seed = self.problems[0].seed
         self.name = f"{len(self.problems)} x {self.problems[0].name}"
 
     def loss(self, params, step=0):
-        if len(params) != len(self.param_shapes):
-            raise ValueError(f"{self.name}: expected {len(self.param_shapes)} parameters, got "
+        if len(params) != sum(self.counts):
+            raise ValueError(f"{self.name}: expected {sum(self.counts)} parameters, got "
                              f"{len(params)}")
         total, start = None, 0
         for problem, count in zip(self.problems, self.counts):
