@@ -1,0 +1,158 @@
+"""Files: the one atomic write, and npz archives of named arrays.
+
+Everything the project writes (trained networks, checkpoints, reports, figures, downloaded data)
+goes through `atomic_write` (or `write_text`, `write_figure`, `write_npz` and `write_checkpoint`,
+which use it): the bytes go to a hidden temporary file beside the target, which is
+renamed over the target only once it is complete and flushed to disk. A crash, a full disk or
+Ctrl-C never leaves a half-written file under the target's name, and a file that was there
+stays intact until the new one replaces it. The result has the permissions an ordinary
+`open(path, "w")` would give (0666 less the umask), not the 0600 of a temporary file.
+
+Archives are .npz files read without pickle. Groups of arrays, such as a network's state dict,
+are stored under prefixed names ("net/all/cells.0.weight") and read back by prefix:
+
+    write_npz(path, prefixed("net/all", net.state_dict()))
+    net.load_state_dict(unprefixed(read_npz(path, "network"), "net/all"))
+
+A checkpoint is such an archive plus the state of optimizers and a JSON record of everything
+else (counters, histories, random generator states), so that a run resumes exactly:
+
+    write_checkpoint(path, record, arrays, optimizers={"adam": meta_optimizer.state_dict()})
+    arrays, record, states = read_checkpoint(path, "meta-training checkpoint", ["adam"])
+    meta_optimizer.load_state_dict(states["adam"])
+"""
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb"):
+    """Open a temporary file beside `path` for writing ("wb" or "w", UTF-8); on leaving the
+    block without an error, rename it to `path`; on an error, delete it and re-raise.
+
+        with atomic_write("runs/q/compare.json", "w") as f:
+            f.write(text)
+
+    Missing parent folders are created.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_text(path, text):
+    """Write `text` to `path` atomically, ending it with a newline."""
+    with atomic_write(path, "w") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+
+
+def write_figure(path, figure, dpi=120):
+    """Save a matplotlib figure to `path` atomically, in the format its suffix names (.png)."""
+    with atomic_write(path) as f:
+        figure.savefig(f, format=os.path.splitext(os.fspath(path))[1][1:] or "png", dpi=dpi)
+
+
+def write_npz(path, arrays):
+    """np.savez of {name: array} to `path`, atomically."""
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+
+
+def read_npz(path, what):
+    """All arrays of an npz file as a dict, read without pickle.
+
+    A missing file raises FileNotFoundError; a file that is not a readable npz (truncated,
+    another format, pickled objects) raises ValueError naming the file and `what` it should
+    have been ("learned optimizer", "meta-training checkpoint"), never a half-read result.
+    """
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
+        raise ValueError(f"{path}: not a readable {what} (expected an .npz file written by "
+                         f"minigrad): {error}") from None
+
+
+def prefixed(prefix, arrays):
+    """{f"{prefix}/{name}": array} for every entry of `arrays`."""
+    return {f"{prefix}/{name}": value for name, value in arrays.items()}
+
+
+def unprefixed(arrays, prefix):
+    """The entries of `arrays` named "{prefix}/...", with the prefix taken off."""
+    start = len(prefix) + 1
+    return {name[start:]: value for name, value in arrays.items()
+            if name.startswith(prefix + "/")}
+
+
+def write_checkpoint(path, record, arrays, optimizers=None):
+    """Write a checkpoint atomically: `arrays` ({name: array}) as they are; each optimizer's
+    `state_dict()` in `optimizers` ({prefix: state dict}), its buffers as arrays
+    "{prefix}/{parameter index}/{name}" and its scalars and parameter groups in the record
+    (as "{prefix}_scalars" and "{prefix}_groups"); and `record`, a JSON-able dict, as the
+    array "meta"."""
+    arrays, record = dict(arrays), dict(record)
+    for prefix, state_dict in (optimizers or {}).items():
+        scalars = {}
+        for index, state in state_dict["state"].items():
+            for key, value in state.items():
+                if isinstance(value, np.ndarray):
+                    arrays[f"{prefix}/{index}/{key}"] = value
+                else:
+                    scalars[f"{index}/{key}"] = value
+        record[f"{prefix}_groups"] = state_dict["param_groups"]
+        record[f"{prefix}_scalars"] = scalars
+    arrays["meta"] = np.array(json.dumps(record))
+    write_npz(path, arrays)
+
+
+def read_checkpoint(path, what, optimizers=()):
+    """Read what `write_checkpoint` wrote: (arrays, record, {prefix: optimizer state dict})
+    for the optimizer prefixes named in `optimizers`. A file that is not such a checkpoint
+    raises ValueError naming the file and `what`."""
+    arrays = read_npz(path, what)
+    try:
+        record = json.loads(str(arrays.pop("meta")))
+        states = {}
+        for prefix in optimizers:
+            state = {}
+            for key, value in unprefixed(arrays, prefix).items():
+                index, name = key.split("/", 1)
+                state.setdefault(int(index), {})[name] = value
+            for key, value in record.pop(f"{prefix}_scalars").items():
+                index, name = key.split("/", 1)
+                state.setdefault(int(index), {})[name] = value
+            states[prefix] = {"state": state, "param_groups": record.pop(f"{prefix}_groups")}
+    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{os.fspath(path)}: not a readable {what}: {error!r}") from None
+    arrays = {k: v for k, v in arrays.items()
+              if not any(k.startswith(prefix + "/") for prefix in optimizers)}
+    return arrays, record, states
