@@ -24,7 +24,7 @@ import minigrad as mg  # noqa: E402
 import minigrad.functional as F  # noqa: E402
 from _common import describe_threads, interleaved_times, load_torch, median, print_ratio  # noqa: E402
 from models import MLP  # noqa: E402
-from models.datasets import load_mnist  # noqa: E402
+from models.data import load_mnist  # noqa: E402
 from optim import Adam  # noqa: E402
 
 SIZES, BATCH, LR = (784, 20, 10), 128, 1e-3

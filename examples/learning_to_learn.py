@@ -30,7 +30,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np
 
-from models.datasets import DatasetError, load_mnist
+from models.data import DatasetError, load_mnist
 from models.problems import CIFARFamily, MNISTFamily, QuadraticFamily
 from optim.evaluation import BASELINES, compare, learning_rate_grid, summarize, tune_learning_rate
 from optim.learned import CoordinatewiseLSTM, NetworkConfig, load_networks

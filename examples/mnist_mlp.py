@@ -7,7 +7,7 @@ The default network is the optimizee of the paper's MNIST experiment (section 3.
 layer of 20 sigmoid units, minibatches of 128. Every optimizer starts from the same
 initialisation and sees the same minibatches (both seeded). Without full MNIST in the data
 directory, `load_mnist` gives the 5,000 digits shipped with the project (4,000 train, 1,000
-test); see `models/datasets.py`.
+test); see `models/data/`.
 """
 import argparse
 import time
@@ -20,7 +20,7 @@ import minigrad as mg
 import minigrad.functional as F
 import optim
 from models import MLP
-from models.datasets import load_mnist
+from models.data import Batches, load_mnist
 
 # Default learning rates for the default network: from a search over 1e-3, 3e-3, ..., 1, 3
 # (10 epochs on the shipped subset, judged by training loss), taking the smaller rate where
@@ -46,7 +46,7 @@ def train(name, lr, args, train_set, test_set):
     """Train a fresh network with one optimizer; its minibatch losses, test accuracy, seconds."""
     model = MLP([784, *args.hidden, 10], activation=args.activation, rng=args.seed)
     opt = OPTIMIZERS[name][1](model.parameters(), lr)
-    batches = optim.Batches(train_set, args.batch_size, seed=args.seed)
+    batches = Batches(train_set, args.batch_size, seed=args.seed)
     losses = []
     started = time.perf_counter()
     with tqdm(total=args.epochs * len(batches), desc=f"{name} lr={lr:g}", unit="step") as bar:
@@ -119,7 +119,7 @@ def main():
     print(f"\n| {'optimizer':9s} | {'lr':>6s} | {'last-epoch loss':>16s} | "
           f"{'test accuracy':>13s} | {'time':>6s} |")
     print(f"|{'-' * 11}|{'-' * 8}|{'-' * 18}|{'-' * 15}|{'-' * 8}|")
-    steps_per_epoch = len(optim.Batches(len(train_set[0]), args.batch_size))
+    steps_per_epoch = len(Batches(len(train_set[0]), args.batch_size))
     for name, (losses, test_accuracy, seconds) in results.items():
         lr = args.lr if args.lr is not None else OPTIMIZERS[name][0]
         print(f"| {name:9s} | {lr:6g} | {losses[-steps_per_epoch:].mean():16.4f} | "

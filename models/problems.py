@@ -25,8 +25,8 @@ import numpy as np
 import minigrad as mg
 import minigrad.functional as F
 
-from . import datasets
 from .convnet import ConvNet
+from .data import load_cifar10, load_mnist
 from .mlp import activation_function, mlp_logits, mlp_shapes
 
 
@@ -226,7 +226,7 @@ class MNISTFamily:
     Problems differ only in θ_0 and the minibatch sequence (each gets its own seed).
 
     split: "train" for meta-training, "test" for evaluation (disjoint digits); loaded once, by
-    `datasets.load_mnist(split)`, unless `data=(images (N, 784), labels (N,))` is given (for
+    `load_mnist(split)`, unless `data=(images (N, 784), labels (N,))` is given (for
     example Fashion-MNIST, or a few examples for a gradient check); num_classes is the
     output width.
     subset: if set, each problem draws its minibatches from its own `subset` digits, chosen
@@ -240,7 +240,7 @@ class MNISTFamily:
         self.activation, self.batch_size, self.split = activation, int(batch_size), split
         self.init_scale, self.dtype = init_scale, np.dtype(dtype)
         if data is None:
-            data = datasets.load_mnist(split)
+            data = load_mnist(split)
         self.images, self.labels = _as_data(data, self.dtype, "MNISTFamily")
         if self.images.ndim != 2:
             raise ValueError(f"MNISTFamily: expected flat images (N, features), got "
@@ -350,12 +350,12 @@ class ImageFamily:
 
 
 class CIFARFamily(ImageFamily):
-    """The paper's CIFAR-10 optimizee (section 3.3): ImageFamily on `datasets.load_cifar10(split)`.
+    """The paper's CIFAR-10 optimizee (section 3.3): ImageFamily on `load_cifar10(split)`.
 
     Raises the loader's DatasetError, which says where to put the files, when CIFAR-10 is absent.
     """
 
     def __init__(self, split="train", data_dir=None, download=False, **kwargs):
         self.split = split
-        super().__init__(datasets.load_cifar10(split, data_dir=data_dir, download=download),
+        super().__init__(load_cifar10(split, data_dir=data_dir, download=download),
                          name=f"cifar10-{split}", **kwargs)

@@ -7,14 +7,13 @@ paper's comparison protocol.
 """
 from .base import Optimizer
 from .classic import SGD, Adagrad, Adam, AdamW, RMSprop
-from .data import Batches
 from .functional import (adagrad_init, adagrad_update, adam_init, adam_update, adamw_init,
                          adamw_update, rmsprop_init, rmsprop_update, sgd_init, sgd_update)
 from .learned import (CoordinatewiseLSTM, LearnedOptimizer, NetworkConfig, load_networks,
                       preprocess_gradients, save_networks)
 from .meta import MetaConfig, MetaTrainer, MetaTrainingError
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Batches",
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
            "sgd_init", "sgd_update", "adagrad_init", "adagrad_update", "rmsprop_init",
            "rmsprop_update", "adam_init", "adam_update", "adamw_init", "adamw_update",
            "CoordinatewiseLSTM", "LearnedOptimizer", "NetworkConfig", "load_networks",

@@ -1,4 +1,4 @@
-"""Specification of models.datasets: the IDX reader, where loaders look, downloads, the 5k subset.
+"""Specification of models.data: the IDX reader, where loaders look, downloads, the 5k subset.
 
 Everything runs on small generated files and a local HTTP server on 127.0.0.1; nothing here
 needs the network. The one test on the real Debian Fashion-MNIST copy skips when it is absent.
@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import datasets
-from models.datasets import (
+from models.data import (
+    DATA_DIR_ENV_VAR,
+    MNIST_SUBSET_PATH,
+    REMOTES,
     DatasetError,
     DownloadError,
     Remote,
@@ -29,6 +31,7 @@ from models.datasets import (
     load_mnist,
     read_idx,
 )
+from models.data import mnist
 
 IDX_TYPE_CODES = {
     np.uint8: 0x08,
@@ -79,7 +82,7 @@ def files_in(folder):
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch, tmp_path):
     """Keep the developer's own $MINIGRAD_DATA, ~/.cache/minigrad and proxies out of every test."""
-    monkeypatch.delenv(datasets.DATA_DIR_ENV_VAR, raising=False)
+    monkeypatch.delenv(DATA_DIR_ENV_VAR, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
@@ -334,7 +337,7 @@ def subset(tmp_path_factory):
 def test_shipped_subset_is_the_offline_default(subset):
     for _, _, source in subset.values():
         assert source.kind == "shipped_subset"
-        assert source.location == datasets.MNIST_SUBSET_PATH
+        assert source.location == MNIST_SUBSET_PATH
 
 
 def test_shipped_subset_has_400_train_and_100_test_digits_per_class(subset):
@@ -371,10 +374,10 @@ def test_shipped_subset_loads_identically_every_time(subset, tmp_path):
 
 
 def test_a_damaged_shipped_subset_is_reported_not_parsed(tmp_path, monkeypatch):
-    damaged = bytearray(datasets.MNIST_SUBSET_PATH.read_bytes())
+    damaged = bytearray(MNIST_SUBSET_PATH.read_bytes())
     damaged[len(damaged) // 2] ^= 0xFF
     monkeypatch.setattr(
-        datasets, "MNIST_SUBSET_PATH", write_file(tmp_path / "mnist_5k.npz", bytes(damaged))
+        mnist, "MNIST_SUBSET_PATH", write_file(tmp_path / "mnist_5k.npz", bytes(damaged))
     )
 
     with pytest.raises(DatasetError, match="does not match the shipped file's 970702d9"):
@@ -389,7 +392,7 @@ def test_a_damaged_shipped_subset_is_reported_not_parsed(tmp_path, monkeypatch):
 def test_fashion_mnist_prefers_the_data_dir_to_the_system_copy(tmp_path, monkeypatch):
     write_idx_split(tmp_path / "system", "train", *digits(20))
     write_idx_split(tmp_path / "data" / "fashion-mnist", "train", *digits(10))
-    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setattr(mnist, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "system")
 
     images, _, source = load_fashion_mnist("train", data_dir=tmp_path / "data", return_source=True)
 
@@ -398,7 +401,7 @@ def test_fashion_mnist_prefers_the_data_dir_to_the_system_copy(tmp_path, monkeyp
 
 def test_fashion_mnist_falls_back_to_the_system_copy(tmp_path, monkeypatch):
     write_idx_split(tmp_path / "system", "test", *digits(20), gz=False)
-    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setattr(mnist, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "system")
 
     images, _, source = load_fashion_mnist("test", data_dir=tmp_path / "data", return_source=True)
 
@@ -407,7 +410,7 @@ def test_fashion_mnist_falls_back_to_the_system_copy(tmp_path, monkeypatch):
 
 
 def test_fashion_mnist_not_found_lists_places_searched_and_how_to_provide(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-system-copy")
+    monkeypatch.setattr(mnist, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-system-copy")
 
     with pytest.raises(DatasetError) as error:
         load_fashion_mnist("train", data_dir=tmp_path / "data")
@@ -423,7 +426,7 @@ def test_fashion_mnist_not_found_lists_places_searched_and_how_to_provide(tmp_pa
 
 
 @pytest.mark.skipif(
-    not (datasets.FASHION_MNIST_SYSTEM_DIR / "train-labels-idx1-ubyte.gz").exists(),
+    not (mnist.FASHION_MNIST_SYSTEM_DIR / "train-labels-idx1-ubyte.gz").exists(),
     reason="Debian's dataset-fashion-mnist is not installed",
 )
 @pytest.mark.parametrize("split, per_class", [("train", 6000), ("test", 1000)])
@@ -643,6 +646,24 @@ def test_download_saves_verified_files_then_loads_them(tmp_path, server, mnist_t
         assert (tmp_path / "mnist" / name).read_bytes() == data
 
 
+@pytest.mark.parametrize(
+    "umask, mode", [(0o022, 0o644), (0o002, 0o664)], ids=["umask-022", "umask-002"]
+)
+def test_a_downloaded_file_gets_the_usual_permissions_not_those_of_a_temporary_file(
+    tmp_path, server, mnist_test_files, umask, mode
+):
+    name, data = "t10k-labels-idx1-ubyte.gz", mnist_test_files["t10k-labels-idx1-ubyte.gz"]
+    server.routes[f"/good/{name}"] = data
+
+    previous = os.umask(umask)
+    try:
+        path = fetch_file(name, remote_for(server, ["good"], {name: data}), tmp_path)
+    finally:
+        os.umask(previous)
+
+    assert path.stat().st_mode & 0o777 == mode  # as open(path, "w") gives; mkstemp's is 0o600
+
+
 def test_download_announces_each_url_and_destination(tmp_path, server, mnist_test_files, capsys):
     name, data = "t10k-labels-idx1-ubyte.gz", mnist_test_files["t10k-labels-idx1-ubyte.gz"]
     server.routes[f"/good/{name}"] = data
@@ -784,7 +805,7 @@ def test_nothing_is_downloaded_unless_asked(tmp_path, server, mnist_test_files):
 def test_fashion_mnist_downloads_when_neither_data_dir_nor_system_copy_has_it(
     tmp_path, server, mnist_test_files, monkeypatch
 ):
-    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-system-copy")
+    monkeypatch.setattr(mnist, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-system-copy")
     for name, data in mnist_test_files.items():
         server.routes[f"/fashion/{name}"] = data
 
@@ -824,14 +845,14 @@ def test_fetch_file_refuses_a_file_with_no_pinned_checksum(tmp_path, server):
 
 
 def test_pinned_checksums_cover_every_file_the_loaders_download():
-    assert set(datasets.REMOTES["mnist"].sha256) == {
+    assert set(REMOTES["mnist"].sha256) == {
         "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz",
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
     }
-    assert set(datasets.REMOTES["fashion-mnist"].sha256) == set(datasets.REMOTES["mnist"].sha256)
-    assert set(datasets.REMOTES["cifar10"].sha256) == {"cifar-10-python.tar.gz"}
-    for remote in datasets.REMOTES.values():
+    assert set(REMOTES["fashion-mnist"].sha256) == set(REMOTES["mnist"].sha256)
+    assert set(REMOTES["cifar10"].sha256) == {"cifar-10-python.tar.gz"}
+    for remote in REMOTES.values():
         assert remote.mirrors
         assert all(len(digest) == 64 and int(digest, 16) >= 0 for digest in remote.sha256.values())

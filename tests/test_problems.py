@@ -4,7 +4,7 @@ import pytest
 
 import minigrad as mg
 from models import CIFARFamily, ImageFamily, MNISTFamily, QuadraticFamily
-from models.datasets import DatasetError
+from models.data import DatasetError
 
 
 @pytest.fixture(scope="module")

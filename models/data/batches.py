@@ -16,8 +16,11 @@ class Batches:
         of its rows), or a tuple/list of arrays with the same first dimension (batches are
         tuples of row blocks, e.g. (images, labels)).
     batch_size: None for the whole set in one batch, 1 for single examples, k for k rows.
-    shuffle: draw a fresh order every epoch from the generator seeded by `seed`, so the same
-        seed gives the same batches epoch after epoch; False keeps the data's order.
+    shuffle: every epoch (every iteration, also within `forever()`) is a new permutation
+        drawn from one generator, seeded by `seed` once, when the Batches is made. So each
+        epoch has its own order, and the same seed gives the same sequence of epochs: epoch
+        k of two Batches made with the same seed is the same. seed=None seeds from the
+        operating system (another sequence every run). False keeps the data's order.
     drop_last: drop an epoch's final batch if it has fewer than batch_size rows.
 
     Every example appears exactly once per epoch (once in total across its batches, unless

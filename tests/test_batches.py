@@ -1,8 +1,9 @@
-"""Batches: batch, stochastic and mini-batch gradient descent are one argument apart."""
+"""Batches (models/data/batches.py): batch, stochastic and mini-batch gradient descent are one
+argument apart."""
 import numpy as np
 import pytest
 
-from optim import Batches
+from models.data import Batches
 
 
 def test_batch_size_none_gives_the_whole_set_in_one_batch():
@@ -32,7 +33,7 @@ def test_every_example_appears_exactly_once_per_epoch(batch_size):
         assert sorted(np.concatenate(list(loader))) == list(range(10))
 
 
-def test_the_same_seed_gives_the_same_batches_and_each_epoch_a_new_order():
+def test_each_epoch_gets_a_new_order_and_the_same_seed_the_same_sequence_of_epochs():
     first, second = Batches(20, 5, seed=7), Batches(20, 5, seed=7)
     epochs_first = [np.concatenate(list(first)) for _ in range(2)]
     epochs_second = [np.concatenate(list(second)) for _ in range(2)]
