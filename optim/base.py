@@ -1,9 +1,10 @@
 """What every optimizer class shares: parameter groups, per-parameter state, `step`,
 `zero_grad`, `state_dict` and the checks on parameters and hyperparameters.
 
-A subclass names its hyperparameters (their defaults), checks them, and says how one
-parameter's state starts and how one step changes it, by calling the pure init/update pair
-of `optim.functional`. The surface is torch.optim's:
+A subclass names its hyperparameters (their defaults), checks them, and names its update
+rule: the factory in `optim.functional` that binds a group's hyperparameters into a pure
+init/update pair (how one parameter's state starts, and how one step changes it). The surface
+is torch.optim's:
 
     opt = Adam(model.parameters(), lr=1e-3)
     loss.backward(); opt.step(); opt.zero_grad()
@@ -76,16 +77,13 @@ class Optimizer:
         self._check_hyperparameters(group)
         self.param_groups.append(group)
 
+    @staticmethod
+    def rule(**hyperparameters):
+        """The `optim.functional` factory: a group's hyperparameters -> its UpdateRule."""
+        raise NotImplementedError
+
     def _check_hyperparameters(self, group):
         """Raise ValueError naming the hyperparameter and its value if one is out of range."""
-        raise NotImplementedError
-
-    def _init_state(self, param, group):
-        """The `optim.functional` init for one parameter's array."""
-        raise NotImplementedError
-
-    def _update(self, grad, param, state, **hyperparameters):
-        """The `optim.functional` update: (grad, param, state) -> (new_param, new_state)."""
         raise NotImplementedError
 
     def zero_grad(self):
@@ -105,15 +103,14 @@ class Optimizer:
         loss = closure() if closure is not None else None
         with no_grad():
             for group in self.param_groups:
-                hyperparameters = {name: group[name] for name in self.defaults}
+                rule = self.rule(**{name: group[name] for name in self.defaults})
                 for p in group["params"]:
                     if p.grad is None:
                         continue
                     state = self.state.get(p)
                     if state is None:
-                        state = self._init_state(p.data, group)
-                    new_param, self.state[p] = self._update(p.grad, p.data, state,
-                                                            **hyperparameters)
+                        state = rule.init(p.data)
+                    new_param, self.state[p] = rule.update(p.grad, p.data, state)
                     p.data[...] = new_param
         return loss
 

@@ -1,8 +1,9 @@
 """The classic optimizers as torch.optim-style classes: SGD, Adagrad, RMSprop, Adam, AdamW.
 
 Same names, arguments (and their order), defaults and update rules as torch.optim, so runs can
-be compared number for number. Each class is a thin shell over a pure init/update pair in
-`optim.functional`; its docstring is the formula and how it relates to the textbook forms.
+be compared number for number. Each class is a thin shell over an update rule of
+`optim.functional` (a factory binding the hyperparameters into a pure init/update pair); its
+docstring is the formula and how it relates to the textbook forms.
 Notation: θ the parameter, g_t = ∇f(θ_{t-1}) + weight_decay · θ_{t-1} (the L2-penalised
 gradient, except in AdamW), t = 1, 2, ... the step, all operations coordinatewise.
 """
@@ -12,7 +13,7 @@ from .base import Optimizer, check_range
 
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional momentum (heavy ball or averaged) and
-    Nesterov momentum. Code: `optim.functional.sgd_update`.
+    Nesterov momentum. Code: `optim.functional.sgd`.
 
         b_1 = g_1,   b_t = momentum · b_{t-1} + (1 − dampening) · g_t
         d_t = g_t + momentum · b_t   if nesterov,   b_t   if momentum > 0,   g_t   otherwise
@@ -57,14 +58,11 @@ class SGD(Optimizer):
                              f"dampening = 0, got momentum={group['momentum']!r}, "
                              f"dampening={group['dampening']!r}")
 
-    def _init_state(self, param, group):
-        return F.sgd_init(param, momentum=group["momentum"])
-
-    _update = staticmethod(F.sgd_update)
+    rule = staticmethod(F.sgd)
 
 
 class Adagrad(Optimizer):
-    """Adagrad (Duchi, Hazan and Singer 2011). Code: `optim.functional.adagrad_update`.
+    """Adagrad (Duchi, Hazan and Singer 2011). Code: `optim.functional.adagrad`.
 
         s_t = s_{t-1} + g_t²                            s_0 = initial_accumulator_value
         θ_t = θ_{t-1} − lr_t · g_t / (√s_t + eps)        lr_t = lr / (1 + (t − 1) · lr_decay)
@@ -93,18 +91,12 @@ class Adagrad(Optimizer):
                     group["initial_accumulator_value"], 0.0)
         check_range(self._name, "eps", group["eps"], 0.0)
 
-    def _init_state(self, param, group):
-        return F.adagrad_init(param,
-                              initial_accumulator_value=group["initial_accumulator_value"])
-
-    @staticmethod
-    def _update(grad, param, state, *, initial_accumulator_value, **hyperparameters):
-        return F.adagrad_update(grad, param, state, **hyperparameters)
+    rule = staticmethod(F.adagrad)
 
 
 class RMSprop(Optimizer):
     """RMSprop (Hinton, Coursera lecture 6e, 2012); centered variant from Graves (2013).
-    Code: `optim.functional.rmsprop_update`.
+    Code: `optim.functional.rmsprop`.
 
         v_t = α v_{t-1} + (1 − α) g_t²                              v_0 = 0
         centered:  m_t = α m_{t-1} + (1 − α) g_t,   r_t = √(v_t − m_t²) + eps
@@ -139,15 +131,12 @@ class RMSprop(Optimizer):
         check_range(self._name, "weight_decay", group["weight_decay"], 0.0)
         check_range(self._name, "momentum", group["momentum"], 0.0)
 
-    def _init_state(self, param, group):
-        return F.rmsprop_init(param, momentum=group["momentum"], centered=group["centered"])
-
-    _update = staticmethod(F.rmsprop_update)
+    rule = staticmethod(F.rmsprop)
 
 
 class Adam(Optimizer):
     """Adam (Kingma and Ba 2015), with the AMSGrad option (Reddi, Kale and Kumar 2018).
-    Code: `optim.functional.adam_update`.
+    Code: `optim.functional.adam`.
 
         m_t = β1 m_{t-1} + (1 − β1) g_t,     v_t = β2 v_{t-1} + (1 − β2) g_t²     m_0 = v_0 = 0
         m̂_t = m_t / (1 − β1^t),             v̂_t = v_t / (1 − β2^t)
@@ -196,15 +185,12 @@ class Adam(Optimizer):
         check_range(self._name, "eps", group["eps"], 0.0)
         check_range(self._name, "weight_decay", group["weight_decay"], 0.0)
 
-    def _init_state(self, param, group):
-        return F.adam_init(param, amsgrad=group["amsgrad"])
-
-    _update = staticmethod(F.adam_update)
+    rule = staticmethod(F.adam)
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov and Hutter 2019).
-    Code: `optim.functional.adamw_update`.
+    Code: `optim.functional.adamw`.
 
         θ ← θ · (1 − lr · weight_decay)
         then the Adam step above, with g_t = ∇f(θ_{t-1}) (no decay term in m or v)
@@ -222,4 +208,4 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad)
 
-    _update = staticmethod(F.adamw_update)
+    rule = staticmethod(F.adamw)

@@ -2,7 +2,7 @@
 and NAG, each baseline with its learning rate tuned by grid search on validation problems, then
 every optimizer run on the same fresh test problems.
 
-The baselines run the pure update functions of `optim.functional` on the problem's parameter
+The baselines run the pure update rules of `optim.functional` on the problem's parameter
 arrays; other hyperparameters stay at their common defaults (NAG: Nesterov momentum 0.9).
 """
 import numpy as np
@@ -11,12 +11,11 @@ from tqdm.auto import tqdm
 from . import functional as OF
 from .meta import learned_losses
 
-BASELINES = {
-    "SGD": (OF.sgd_init, OF.sgd_update, {}),
-    "RMSprop": (OF.rmsprop_init, OF.rmsprop_update, {}),
-    "Adam": (OF.adam_init, OF.adam_update, {}),
-    "NAG": (lambda p: OF.sgd_init(p, momentum=0.9), OF.sgd_update,
-            {"momentum": 0.9, "nesterov": True}),
+BASELINES = {         # name -> (learning rate -> update rule)
+    "SGD": lambda lr: OF.sgd(lr),
+    "RMSprop": lambda lr: OF.rmsprop(lr),
+    "Adam": lambda lr: OF.adam(lr),
+    "NAG": lambda lr: OF.sgd(lr, momentum=0.9, nesterov=True),
 }
 
 
@@ -29,9 +28,9 @@ def learning_rate_grid(low=1e-4, high=10.0, per_decade=3):
 def baseline_losses(name, lr, problem, theta0, steps):
     """f(theta_0), ..., f(theta_steps) of baseline `name` at learning rate `lr`; once the loss
     stops being finite, the rest is NaN."""
-    init, update, options = BASELINES[name]
+    rule = BASELINES[name](lr)
     params = [p.copy() for p in theta0]
-    states = [init(p) for p in params]
+    states = [rule.init(p) for p in params]
     losses = np.full(steps + 1, np.nan)
     with np.errstate(all="ignore"):
         for step in range(steps + 1):
@@ -40,7 +39,7 @@ def baseline_losses(name, lr, problem, theta0, steps):
             if step == steps or not np.isfinite(loss):
                 break
             for i, (g, p, s) in enumerate(zip(grads, params, states)):
-                params[i], states[i] = update(g, p, s, lr=lr, **options)
+                params[i], states[i] = rule.update(g, p, s)
     return losses
 
 

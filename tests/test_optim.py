@@ -513,27 +513,25 @@ def test_a_float64_gradient_does_not_upcast_a_float32_parameter():
 # ----- the functional core --------------------------------------------------------------------
 
 FUNCTIONAL = [
-    (optim.sgd_init, optim.sgd_update, dict(momentum=0.9), dict(lr=0.1, momentum=0.9)),
-    (optim.adagrad_init, optim.adagrad_update, dict(initial_accumulator_value=0.1), dict(lr=0.1)),
-    (optim.rmsprop_init, optim.rmsprop_update, dict(momentum=0.9, centered=True),
-     dict(lr=0.01, momentum=0.9, centered=True)),
-    (optim.adam_init, optim.adam_update, dict(amsgrad=True), dict(lr=0.01, amsgrad=True)),
-    (optim.adamw_init, optim.adamw_update, dict(amsgrad=False), dict(lr=0.01)),
+    ("sgd", optim.functional.sgd(lr=0.1, momentum=0.9)),
+    ("adagrad", optim.functional.adagrad(lr=0.1, initial_accumulator_value=0.1)),
+    ("rmsprop", optim.functional.rmsprop(lr=0.01, momentum=0.9, centered=True)),
+    ("adam", optim.functional.adam(lr=0.01, amsgrad=True)),
+    ("adamw", optim.functional.adamw(lr=0.01)),
 ]
 
 
-@pytest.mark.parametrize("init, update, init_options, options", FUNCTIONAL,
-                         ids=[u.__name__ for _, u, _, _ in FUNCTIONAL])
-def test_functional_update_is_pure_and_coordinatewise_on_any_shape(init, update, init_options,
-                                                                   options):
+@pytest.mark.parametrize("rule", [rule for _, rule in FUNCTIONAL],
+                         ids=[name for name, _ in FUNCTIONAL])
+def test_functional_update_is_pure_and_coordinatewise_on_any_shape(rule):
     rng = np.random.default_rng(0)
     params = rng.normal(size=(4, 5, 6)).astype(np.float32)
     grads = [rng.normal(size=params.shape).astype(np.float32) for _ in range(3)]
-    param, state = params, init(params, **init_options)
+    param, state = params, rule.init(params)
     for g in grads:
         g_before, param_before = g.copy(), param.copy()
         state_before = {k: np.copy(v) for k, v in state.items()}
-        new_param, new_state = update(g, param, state, **options)
+        new_param, new_state = rule.update(g, param, state)
         assert np.array_equal(g, g_before) and np.array_equal(param, param_before)
         assert all(np.array_equal(state[k], v) for k, v in state_before.items())
         param, state = new_param, new_state
@@ -542,15 +540,30 @@ def test_functional_update_is_pure_and_coordinatewise_on_any_shape(init, update,
     # the same three steps one coordinate at a time, as 0-d arrays
     flat_param, flat_grads = params.reshape(-1), [g.reshape(-1) for g in grads]
     for i in (0, 17, 119):
-        p, s = flat_param[i][()], init(flat_param[i][()], **init_options)
+        p, s = flat_param[i][()], rule.init(flat_param[i][()])
         for g in flat_grads:
-            p, s = update(g[i][()], p, s, **options)
+            p, s = rule.update(g[i][()], p, s)
         assert p.shape == () and p == param.reshape(-1)[i]
 
 
-def test_functional_update_names_the_init_option_a_missing_buffer_needs():
-    state = optim.adam_init(np.zeros(3))
-    with pytest.raises(KeyError, match=r"amsgrad=True needs state\['max_exp_avg_sq'\]"):
-        optim.adam_update(np.ones(3), np.zeros(3), state, amsgrad=True)
+def test_functional_rules_bind_hyperparameters_once_and_init_creates_what_update_needs():
+    nag = optim.functional.sgd(lr=0.1, momentum=0.9, nesterov=True)
+    assert set(nag.init(np.zeros(3))) == {"step", "momentum_buffer"}
+    assert set(optim.functional.sgd(lr=0.1).init(np.zeros(3))) == {"step"}
+    assert set(optim.functional.adam(amsgrad=True).init(np.zeros(3))) == {
+        "step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+    np.testing.assert_array_equal(
+        optim.functional.adagrad(initial_accumulator_value=0.5).init(np.zeros(2))["sum"], 0.5)
+    # Nesterov on f = x^2 / 2 (gradient x) from x = 1, lr 0.1, by hand:
+    # b = 1, d = 1 + 0.9 * 1 = 1.9, x = 0.81; b = 0.9 + 0.81 = 1.71, d = 0.81 + 1.539 = 2.349,
+    # x = 0.81 - 0.2349 = 0.5751
+    x, state = np.array([1.0]), nag.init(np.array([1.0]))
+    for expected in (0.81, 0.5751):
+        x, state = nag.update(x, x, state)
+        np.testing.assert_allclose(x, [expected], rtol=1e-12)
+
+
+def test_functional_update_names_mismatched_shapes():
+    sgd = optim.functional.sgd(lr=0.1)
     with pytest.raises(ValueError, match=r"grad has shape \(2,\) but param has shape \(3,\)"):
-        optim.sgd_update(np.ones(2), np.zeros(3), optim.sgd_init(np.zeros(3)), lr=0.1)
+        sgd.update(np.ones(2), np.zeros(3), sgd.init(np.zeros(3)))
