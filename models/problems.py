@@ -15,7 +15,7 @@ Determinism: the loss of a problem at step t is a fixed function of θ. Stochast
 step t's minibatch from `np.random.default_rng([problem.seed, t])`, so f(θ_t) and ∇_t see the
 same minibatch, and a run repeats exactly whatever else was called in between.
 
-Families (paper sections 3.1-3.3; PAPER.md lists where the official code differs):
+Families (paper sections 3.1-3.3; docs/paper.md lists where the official code differs):
 - QuadraticFamily: f(θ) = ||Wθ − y||², a batch of such functions run side by side.
 - MNISTFamily: cross-entropy of an MLP on MNIST minibatches (the base net and its variants).
 - ImageFamily / CIFARFamily: cross-entropy of the small convnet of section 3.3.

@@ -56,8 +56,9 @@ class NetworkConfig:
     The defaults are the paper's MNIST setup: two LSTM layers of 20 units, preprocessing with
     p = 10, output scale 0.1. For quadratics the paper uses no preprocessing and scale 1.0.
     The official code's variants: preprocess_p=5, output_scale=0.01, forget_bias=1.0.
-    `layers=()` gives a plain linear network g = w * grad + b (the exact check in PAPER.md),
-    and `zero_init` starts every weight at zero. dtype float64 is for gradient checks.
+    `layers=()` gives a plain linear network g = w * grad + b (the exact check of
+    docs/paper.md), and `zero_init` starts every weight at zero. dtype float64 is for
+    gradient checks.
     """
 
     layers: tuple = (20, 20)

@@ -1,4 +1,5 @@
-"""The learned optimizer and its meta-training (paper section 2, appendix A; PAPER.md's checks)."""
+"""The learned optimizer and its meta-training (paper section 2, appendix A; the checks of
+docs/paper.md)."""
 import numpy as np
 import pytest
 
