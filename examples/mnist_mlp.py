@@ -19,6 +19,7 @@ from tqdm import tqdm
 import minigrad as mg
 import minigrad.functional as F
 import optim
+from minigrad.io import write_figure
 from models import MLP
 from models.data import Batches, load_mnist
 
@@ -82,9 +83,8 @@ def plot(results, steps_per_epoch, out):
            yscale="log", title="MLP on MNIST: training loss per optimizer")
     ax.legend()
     fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "mnist_mlp_losses.png"
-    fig.savefig(path, dpi=110)
+    write_figure(path, fig, dpi=110)
     plt.close(fig)
     return path
 

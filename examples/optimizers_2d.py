@@ -21,6 +21,7 @@ import numpy as np
 
 import minigrad as mg
 import optim
+from minigrad.io import write_figure
 
 
 def rosenbrock(x, y):
@@ -132,9 +133,8 @@ def plot(results, out):
         ax.set(xlim=(x0, x1), ylim=(y0, y1), title=name, xlabel="x", ylabel="y")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=9)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "optimizers_2d.png"
-    fig.savefig(path, dpi=110)
+    write_figure(path, fig, dpi=110)
     plt.close(fig)
     return path
 
