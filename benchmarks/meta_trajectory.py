@@ -41,9 +41,9 @@ import numpy as np  # noqa: E402
 import minigrad as mg  # noqa: E402
 import minigrad.functional as F  # noqa: E402
 from _common import describe_threads, interleaved_times, load_torch, median, print_ratio  # noqa: E402
-from models.problems import MNISTFamily, QuadraticFamily  # noqa: E402
-from optim.learned import CoordinatewiseLSTM, NetworkConfig  # noqa: E402
-from optim.meta import MetaConfig, MetaTrainer, Trajectory, unroll  # noqa: E402
+from models.problems import MNISTFamily, QuadraticFamily, draw_problems  # noqa: E402
+from optim.learned import CoordinatewiseLSTM, MetaConfig, MetaTrainer, NetworkConfig  # noqa: E402
+from optim.learned.meta import Trajectory, unroll  # noqa: E402
 
 META_LR = 1e-3
 
@@ -53,15 +53,6 @@ def task_setup(task):
     if task == "mnist":
         return NetworkConfig(), MNISTFamily()
     return NetworkConfig(preprocess=False, output_scale=1.0), QuadraticFamily(dim=10, batch=128)
-
-
-def draw_problems(family, count, seed=0):
-    rng = np.random.default_rng(seed)
-    problems = []
-    for _ in range(count):
-        problem = family.sample(rng)
-        problems.append((problem, problem.init_params(rng)))
-    return problems
 
 
 def cells_alone(config, n_coords, steps, seed=0):
@@ -316,7 +307,7 @@ def main():
     args = parser.parse_args()
     torch = load_torch(args.threads)
     config, family = task_setup(args.task)
-    problems = draw_problems(family, args.trajectories + 1)
+    problems = draw_problems(family, np.random.default_rng(0), args.trajectories + 1)
     n_coords = problems[0][0].n_coords
 
     print(f"task {args.task}: {n_coords} coordinates, {args.steps} steps unrolled {args.unroll} at "

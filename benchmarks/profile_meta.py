@@ -28,12 +28,12 @@ import numpy as np  # noqa: E402
 
 import minigrad.functional as F  # noqa: E402
 import models.problems as problems_module  # noqa: E402
+from models.problems import draw_problems  # noqa: E402
 from _common import median  # noqa: E402
-from meta_trajectory import draw_problems, task_setup  # noqa: E402
+from meta_trajectory import task_setup  # noqa: E402
 from minigrad import autograd, tensor as tensor_module  # noqa: E402
 from optim.base import Optimizer  # noqa: E402
-from optim.learned import CoordinatewiseLSTM  # noqa: E402
-from optim.meta import MetaConfig, MetaTrainer  # noqa: E402
+from optim.learned import CoordinatewiseLSTM, MetaConfig, MetaTrainer  # noqa: E402
 
 
 def _key(code):
@@ -102,7 +102,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads")
     args = parser.parse_args()
     config, family = task_setup(args.task)
-    problems = draw_problems(family, args.trajectories + 1)
+    problems = draw_problems(family, np.random.default_rng(0), args.trajectories + 1)
     trainer = MetaTrainer({"all": CoordinatewiseLSTM(config)}, family, MetaConfig(),
                           progress=False)
     trainer.train_trajectory(*problems[0])

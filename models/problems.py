@@ -39,6 +39,15 @@ def _new_seed(rng):
     return int(_generator(rng).integers(2 ** 63))
 
 
+def draw_problems(family, rng, count):
+    """`count` pairs (problem, theta_0) drawn from `family` with `rng`, one after another."""
+    pairs = []
+    for _ in range(count):
+        problem = family.sample(rng)
+        pairs.append((problem, problem.init_params(rng)))
+    return pairs
+
+
 class Problem:
     """One optimizee f(θ). Subclasses set `name`, `param_shapes`, `dtype`, `seed` and define
     `init_params` and `loss`.
@@ -359,3 +368,34 @@ class CIFARFamily(ImageFamily):
         self.split = split
         super().__init__(load_cifar10(split, data_dir=data_dir, download=download),
                          name=f"cifar10-{split}", **kwargs)
+
+
+class JointProblem:
+    """Several problems optimised side by side as one: their parameters joined into one list,
+    the loss the mean of theirs. A trajectory on it meta-trains on all of them at once
+    (MetaConfig.problems_per_update). Each problem's gradient, the network's input, is 1/K of
+    what it would be alone; its meta-gradient is the sum of K separate ones on f_k / K."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        self.counts = [len(p.param_shapes) for p in self.problems]
+        self.name = f"{len(self.problems)} x {self.problems[0].name}"
+
+    def loss(self, params, step=0):
+        if len(params) != sum(self.counts):
+            raise ValueError(f"{self.name}: expected {sum(self.counts)} parameters, got "
+                             f"{len(params)}")
+        total, start = None, 0
+        for problem, count in zip(self.problems, self.counts):
+            loss = problem.loss(params[start:start + count], step)
+            total = loss if total is None else total + loss
+            start += count
+        return total * (1.0 / len(self.problems))
+
+    def assign(self, assign):
+        """One problem's {param index: network name}, repeated for each problem."""
+        joint, start = {}, 0
+        for count in self.counts:
+            joint.update({start + i: name for i, name in (assign or {}).items()})
+            start += count
+        return joint

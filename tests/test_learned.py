@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from models.problems import QuadraticFamily
+from models.problems import JointProblem, MNISTFamily, QuadraticFamily
 from optim.classic import Adam
-from optim.learned import (CoordinatewiseLSTM, LearnedOptimizer, NetworkConfig, load_networks,
-                           preprocess_gradients, save_networks)
-from optim.meta import (JointProblem, MetaConfig, MetaTrainer, MetaTrainingError, Trajectory,
-                        learned_losses, unroll)
+from optim.learned import (CoordinateLayout, CoordinatewiseLSTM, LearnedOptimizer, MetaConfig,
+                           MetaTrainer, MetaTrainingError, NetworkConfig, learned_losses,
+                           load_networks, preprocess_gradients, save_networks)
+from optim.learned.meta import Trajectory, unroll
 
 LINEAR_ZERO = NetworkConfig(layers=(), preprocess=False, output_scale=1.0, zero_init=True)
 
@@ -193,6 +193,49 @@ def test_separate_networks_for_parameter_groups():
     assert optimizer.state["fc"][0][0].shape == (2, 20)
     with pytest.raises(ValueError, match=r"assign names networks \['rnn'\]"):
         LearnedOptimizer(params, networks, assign={0: "rnn"})
+
+
+def test_the_meta_training_unroll_and_the_plain_optimizer_produce_identical_theta_sequences():
+    # an MLP problem, so that each network's coordinates are several tensors joined and cut
+    rng = np.random.default_rng(0)
+    family = MNISTFamily(hidden=(5,), batch_size=8, data=(rng.random((40, 12)),
+                                                          rng.integers(0, 10, 40)))
+    problem = family.sample(rng)
+    theta0 = problem.init_params(rng)
+    networks = {"weights": CoordinatewiseLSTM(NetworkConfig(seed=1)),
+                "biases": CoordinatewiseLSTM(NetworkConfig(seed=2))}
+    assign = {1: "biases", 3: "biases"}               # [W1, b1, W2, b2]
+    trajectory = Trajectory(problem, networks, theta0, assign, default="weights")
+    in_meta_graph = []
+    for _ in range(2):                                # two unrolls of 3, cut in between
+        unroll(networks, trajectory, 3)
+        in_meta_graph.append([p.data.copy() for p in trajectory.params()])
+        trajectory.detach()
+    params = [mg.Tensor(a, requires_grad=True) for a in theta0]
+    optimizer = LearnedOptimizer(params, networks, assign, default="weights")
+    plain = []
+    for step in range(6):
+        problem.loss(params, step).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step % 3 == 2:
+            plain.append([p.data.copy() for p in params])
+    for theta_meta, theta_plain in zip(in_meta_graph, plain):
+        for a, b in zip(theta_meta, theta_plain):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(plain[0][0], theta0[0])
+
+
+def test_coordinate_layout_joins_each_networks_parameters_and_cuts_them_back():
+    arrays = [np.arange(6.0).reshape(2, 3), np.array([6.0]), np.array([[7.0, 8.0]])]
+    layout = CoordinateLayout([a.shape for a in arrays], ["a", "b"], assign={1: "b"})
+    joined = layout.join(arrays)
+    np.testing.assert_array_equal(joined["a"], [0, 1, 2, 3, 4, 5, 7, 8])
+    np.testing.assert_array_equal(joined["b"], [6])
+    for piece, array in zip(layout.split(joined), arrays):
+        np.testing.assert_array_equal(piece, array)
+    with pytest.raises(ValueError, match=r"assign names networks \['c'\], but only \['a', 'b'\]"):
+        CoordinateLayout([(1,)], ["a", "b"], assign={0: "c"})
 
 
 def test_a_corrupt_optimizer_file_is_reported(tmp_path):

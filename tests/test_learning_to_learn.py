@@ -1,22 +1,16 @@
 """The paper's command line: train, compare and their files (tiny settings)."""
-import importlib.util
+import importlib.metadata
 import json
 import pathlib
+import subprocess
+import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from optim.evaluation import baseline_losses, learning_rate_grid, tune_learning_rate
-
-SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "examples" / "learning_to_learn.py"
-
-
-@pytest.fixture(scope="module")
-def cli():
-    spec = importlib.util.spec_from_file_location("learning_to_learn", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from optim.learned import cli, experiments, tasks
+from optim.learned.evaluation import baseline_losses, learning_rate_grid, tune_learning_rate
 
 
 def test_learning_rate_grid_spans_1e_4_to_10_at_three_points_per_decade():
@@ -48,7 +42,7 @@ def test_tuning_picks_the_best_learning_rate_and_skips_divergent_ones():
     assert scores[10.0] > scores[0.1]
 
 
-def test_train_then_compare_writes_the_optimizer_and_the_comparison(cli, tmp_path):
+def test_train_then_compare_writes_the_optimizer_and_the_comparison(tmp_path):
     cli.main(["train", "--task", "quadratic", "--out", str(tmp_path), "--epochs", "1"])
     assert (tmp_path / "optimizer.npz").exists() and (tmp_path / "checkpoint.npz").exists()
     cli.main(["compare", "--task", "quadratic", "--optimizer", str(tmp_path / "optimizer.npz"),
@@ -63,13 +57,13 @@ def test_train_then_compare_writes_the_optimizer_and_the_comparison(cli, tmp_pat
     assert "| LSTM | learned |" in table and "t=5" in table
 
 
-def test_compare_with_a_missing_optimizer_file_says_so(cli, tmp_path):
+def test_compare_with_a_missing_optimizer_file_says_so(tmp_path):
     with pytest.raises(SystemExit, match="nothing.npz"):
         cli.main(["compare", "--task", "quadratic", "--optimizer", str(tmp_path / "nothing.npz"),
                   "--steps", "2", "--tests", "1", "--out", str(tmp_path)])
 
 
-def test_compare_can_draw_the_test_problems_from_the_training_digits(cli, tmp_path, monkeypatch):
+def test_compare_can_draw_the_test_problems_from_the_training_digits(tmp_path, monkeypatch):
     from optim.learned import CoordinatewiseLSTM, NetworkConfig, save_networks
     save_networks(tmp_path / "optimizer.npz", {"all": CoordinatewiseLSTM(NetworkConfig())})
     rng = np.random.default_rng(0)
@@ -78,7 +72,7 @@ def test_compare_can_draw_the_test_problems_from_the_training_digits(cli, tmp_pa
     def fake_mnist(split, data_dir=None, download=False):
         asked.append(split)
         return rng.random((50, 784)).astype(np.float32), rng.integers(0, 10, 50)
-    monkeypatch.setattr(cli, "load_mnist", fake_mnist)
+    monkeypatch.setattr(tasks, "load_mnist", fake_mnist)
     for split in ("test", "train"):
         asked.clear()
         out = tmp_path / split
@@ -89,7 +83,7 @@ def test_compare_can_draw_the_test_problems_from_the_training_digits(cli, tmp_pa
     assert "minibatches from the train split" in (tmp_path / "train" / "compare.md").read_text()
 
 
-def test_mnist_meta_trains_on_problems_with_as_many_digits_as_a_test_problem(cli, tmp_path,
+def test_mnist_meta_trains_on_problems_with_as_many_digits_as_a_test_problem(tmp_path,
                                                                              monkeypatch):
     rng = np.random.default_rng(0)
     sizes = {"train": 60, "test": 20}
@@ -97,18 +91,29 @@ def test_mnist_meta_trains_on_problems_with_as_many_digits_as_a_test_problem(cli
     def fake_mnist(split, data_dir=None, download=False):
         n = sizes[split]
         return rng.random((n, 784)).astype(np.float32), rng.integers(0, 10, n)
-    monkeypatch.setattr(cli, "load_mnist", fake_mnist)
-    task = cli.TASKS["mnist"]
-    tiny = cli.replace(task.meta, steps=2, unroll=1, validation_problems=1, validation_steps=3)
-    monkeypatch.setitem(cli.TASKS, "mnist", cli.replace(task, meta=tiny))
+    monkeypatch.setattr(tasks, "load_mnist", fake_mnist)
+    task = tasks.TASKS["mnist"]
+    tiny = replace(task.meta, steps=2, unroll=1, validation_problems=1, validation_steps=3)
+    monkeypatch.setitem(tasks.TASKS, "mnist", replace(task, meta=tiny))
     families = []
 
-    class Recording(cli.MetaTrainer):
+    class Recording(experiments.MetaTrainer):
         def __init__(self, networks, family, *args, **kwargs):
             families.append(family)
             super().__init__(networks, family, *args, **kwargs)
-    monkeypatch.setattr(cli, "MetaTrainer", Recording)
+    monkeypatch.setattr(experiments, "MetaTrainer", Recording)
     cli.main(["train", "--task", "mnist", "--out", str(tmp_path), "--epochs", "1"])
     family, = families
     assert family.subset == 20 and len(family.labels) == 60
     assert (tmp_path / "optimizer.npz").exists()
+
+
+def test_the_installed_console_script_and_the_example_are_the_same_command():
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    (script,) = [s for s in scripts if s.name == "learning-to-learn"]
+    assert script.load() is cli.console_main
+    root = pathlib.Path(__file__).resolve().parent.parent
+    for command in ([sys.executable, "-m", "optim.learned.cli", "--help"],
+                    [sys.executable, str(root / "examples" / "learning_to_learn.py"), "--help"]):
+        result = subprocess.run(command, capture_output=True, text=True, cwd=root, check=True)
+        assert "usage: learning-to-learn" in result.stdout and "reproduce" in result.stdout

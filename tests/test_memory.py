@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from models.problems import QuadraticFamily
-from optim.learned import CoordinatewiseLSTM, NetworkConfig
-from optim.meta import MetaConfig, MetaTrainer
+from optim.learned import CoordinatewiseLSTM, MetaConfig, MetaTrainer, NetworkConfig
 
 
 def peak_memory(steps, unroll, trajectories=1):

@@ -1,4 +1,5 @@
-"""Meta-training: learning the optimizer's weights phi by gradient descent (paper, section 2).
+"""Meta-training: learning the optimizer's weights phi by gradient descent (paper, section 2,
+and section 3's protocol: early stopping on validation problems).
 
 One epoch is one trajectory: a fresh problem f from the family, theta_0 from the problem, zero
 LSTM state, then `steps` optimizer steps taken `unroll` at a time (truncated backpropagation
@@ -21,7 +22,6 @@ Options beyond the paper (MetaConfig): several problems side by side per traject
 average of phi for validation and saving, and validation past the training horizon.
 """
 import contextlib
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -30,10 +30,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import minigrad as mg
+from minigrad.io import prefixed, read_checkpoint, unprefixed, write_checkpoint
+from models.problems import JointProblem, draw_problems
 
-from .classic import Adam
-from .learned import (CoordinatewiseLSTM, LearnedOptimizer, atomic_savez, detach_state, read_npz,
-                      save_networks)
+from ..classic import Adam
+from .network import CoordinatewiseLSTM, detach_state, save_networks
+from .optimizer import CoordinateLayout, learned_losses
 
 
 class MetaTrainingError(RuntimeError):
@@ -41,39 +43,27 @@ class MetaTrainingError(RuntimeError):
 
 
 class Trajectory:
-    """theta, the gradient at theta, and the LSTM state of one optimisation run in progress.
+    """theta, the gradient at theta, and the LSTM state of one optimisation run in progress,
+    inside the meta-graph.
 
-    Each network updates its own parameters, flattened and joined into one vector: theta[name]
-    is a (n_name,) tensor and state[name] the network's (h, c) per layer. `params()` gives the
+    Each network updates its own parameters, flattened and joined into one vector by a
+    `CoordinateLayout` (the plain `LearnedOptimizer` uses the same one): theta[name] is a
+    (n_name,) tensor and state[name] the network's (h, c) per layer. `params()` gives the
     problem its parameter tensors back in its own order and shapes.
     """
 
     def __init__(self, problem, networks, theta0, assign=None, default=None):
         self.problem = problem
         self.step = 0
-        default = default or sorted(networks)[0]
-        assign = assign or {}
-        self.layout = {}          # name -> [(param index, offset, size, shape)]
-        for i, p in enumerate(theta0):
-            entries = self.layout.setdefault(assign.get(i, default), [])
-            offset = entries[-1][1] + entries[-1][2] if entries else 0
-            entries.append((i, offset, p.size, p.shape))
-        self.n_params = len(theta0)
-        self.theta = {name: mg.Tensor(np.concatenate([theta0[i].reshape(-1) for i, *_ in entries]),
-                                      requires_grad=True, dtype=theta0[0].dtype)
-                      for name, entries in self.layout.items()}
+        self.layout = CoordinateLayout([p.shape for p in theta0], networks, assign, default)
+        self.theta = {name: mg.Tensor(flat, requires_grad=True, dtype=theta0[0].dtype)
+                      for name, flat in self.layout.join(theta0).items()}
         self.state = {name: networks[name].initial_state(self.theta[name].size)
-                      for name in self.layout}
+                      for name in self.theta}
         self.loss, self.grad = self.evaluate()
 
     def params(self):
-        params = [None] * self.n_params
-        for name, entries in self.layout.items():
-            theta = self.theta[name]
-            for i, offset, size, shape in entries:
-                whole = offset == 0 and size == theta.size
-                params[i] = (theta if whole else theta[offset:offset + size]).reshape(shape)
-        return params
+        return self.layout.split(self.theta)
 
     def evaluate(self):
         """f(theta) at the current step, and its gradient per network as constant arrays."""
@@ -105,64 +95,6 @@ def unroll(networks, trajectory, length):
     for _ in range(length - 1):
         meta_loss = meta_loss + trajectory.advance(networks)
     return meta_loss
-
-
-def learned_losses(networks, problem, theta0, steps, assign=None):
-    """f(theta_0), ..., f(theta_steps) of the learned optimizer run on `problem`, as a float
-    array, with no meta-graph: the trained networks used as a plain optimizer."""
-    params = [mg.Tensor(p, requires_grad=True) for p in theta0]
-    optimizer = LearnedOptimizer(params, networks, assign=assign)
-    losses = np.empty(steps + 1)
-    for step in range(steps + 1):
-        loss = problem.loss(params, step)
-        losses[step] = loss.item()
-        if step == steps or not np.isfinite(losses[step]):
-            losses[step + 1:] = np.nan
-            break
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return losses
-
-
-def draw_problems(family, rng, count):
-    """`count` pairs (problem, theta_0) drawn from `family` with `rng`, one after another."""
-    pairs = []
-    for _ in range(count):
-        problem = family.sample(rng)
-        pairs.append((problem, problem.init_params(rng)))
-    return pairs
-
-
-class JointProblem:
-    """Several problems optimised side by side as one: their parameters joined into one list,
-    the loss the mean of theirs. A trajectory on it meta-trains on all of them at once
-    (MetaConfig.problems_per_update). Each problem's gradient, the network's input, is 1/K of
-    what it would be alone; its meta-gradient is the sum of K separate ones on f_k / K."""
-
-    def __init__(self, problems):
-        self.problems = list(problems)
-        self.counts = [len(p.param_shapes) for p in self.problems]
-        self.name = f"{len(self.problems)} x {self.problems[0].name}"
-
-    def loss(self, params, step=0):
-        if len(params) != sum(self.counts):
-            raise ValueError(f"{self.name}: expected {sum(self.counts)} parameters, got "
-                             f"{len(params)}")
-        total, start = None, 0
-        for problem, count in zip(self.problems, self.counts):
-            loss = problem.loss(params[start:start + count], step)
-            total = loss if total is None else total + loss
-            start += count
-        return total * (1.0 / len(self.problems))
-
-    def assign(self, assign):
-        """One problem's {param index: network name}, repeated for each problem."""
-        joint, start = {}, 0
-        for count in self.counts:
-            joint.update({start + i: name for i, name in (assign or {}).items()})
-            start += count
-        return joint
 
 
 def global_norm(arrays):
@@ -404,70 +336,46 @@ class MetaTrainer:
 
     def save_checkpoint(self, path):
         """Everything needed to resume exactly: weights, meta-Adam state, the problem stream's
-        random state, the best weights so far and the history. Written atomically."""
+        random state, the best weights so far and the history (`minigrad.io`'s checkpoint
+        format). Written atomically."""
         arrays = {}
         for name, net in self.networks.items():
-            for key, value in net.state_dict().items():
-                arrays[f"net/{name}/{key}"] = value
+            arrays.update(prefixed(f"net/{name}", net.state_dict()))
         if self.best is not None:
             for name, state in self.best[2].items():
-                for key, value in state.items():
-                    arrays[f"best/{name}/{key}"] = value
-        for index, average in enumerate(self.averaged or ()):
-            arrays[f"average/{index}"] = average
-        optimizer_state = self.meta_optimizer.state_dict()
-        scalars = {}
-        for index, state in optimizer_state["state"].items():
-            for key, value in state.items():
-                if isinstance(value, np.ndarray):
-                    arrays[f"adam/{index}/{key}"] = value
-                else:
-                    scalars[f"{index}/{key}"] = value
-        meta = {
+                arrays.update(prefixed(f"best/{name}", state))
+        arrays.update(prefixed("average", dict(enumerate(self.averaged or ()))))
+        record = {
             "config": asdict(self.config),
             "epoch": self.epoch, "failures": self.failures, "skipped": self.skipped,
             "history": self.history, "validation": self.validation,
             "best": None if self.best is None else [self.best[0], self.best[1]],
             "rng": self.rng.bit_generator.state,
-            "adam_groups": optimizer_state["param_groups"], "adam_scalars": scalars,
             "networks": {name: net.config.to_json() for name, net in self.networks.items()},
         }
-        arrays["meta"] = np.array(json.dumps(meta))
-        atomic_savez(path, arrays)
+        write_checkpoint(path, record, arrays, {"adam": self.meta_optimizer.state_dict()})
 
     def load_checkpoint(self, path):
-        arrays = read_npz(path, "meta-training checkpoint")
+        arrays, record, optimizers = read_checkpoint(path, "meta-training checkpoint", ["adam"])
         try:
-            meta = json.loads(str(arrays["meta"]))
-            saved_networks = meta["networks"]
+            saved_networks = record["networks"]
             current = {name: net.config.to_json() for name, net in self.networks.items()}
             if saved_networks != current:
                 raise ValueError(f"it holds networks {saved_networks}, this run has {current}")
             for name, net in self.networks.items():
-                prefix = f"net/{name}/"
-                net.load_state_dict({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-            state = {}
-            for key, value in arrays.items():
-                if key.startswith("adam/"):
-                    _, index, name = key.split("/", 2)
-                    state.setdefault(int(index), {})[name] = value
-            for key, value in meta["adam_scalars"].items():
-                index, name = key.split("/", 1)
-                state.setdefault(int(index), {})[name] = value
-            self.meta_optimizer.load_state_dict({"state": state, "param_groups": meta["adam_groups"]})
-            self.epoch, self.failures, self.skipped = meta["epoch"], meta["failures"], meta["skipped"]
-            self.history = [tuple(h) for h in meta["history"]]
-            self.validation = [tuple(v) for v in meta["validation"]]
-            self.rng.bit_generator.state = meta["rng"]
+                net.load_state_dict(unprefixed(arrays, f"net/{name}"))
+            self.meta_optimizer.load_state_dict(optimizers["adam"])
+            self.epoch = record["epoch"]
+            self.failures, self.skipped = record["failures"], record["skipped"]
+            self.history = [tuple(h) for h in record["history"]]
+            self.validation = [tuple(v) for v in record["validation"]]
+            self.rng.bit_generator.state = record["rng"]
             if self.averaged is not None:
                 self.averaged = [np.array(arrays[f"average/{i}"], dtype=p.data.dtype)
                                  for i, p in enumerate(self.params)]
-            if meta["best"] is not None:
-                snapshot = {}
-                for name in self.networks:
-                    prefix = f"best/{name}/"
-                    snapshot[name] = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-                self.best = (meta["best"][0], meta["best"][1], snapshot)
-        except (KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
+            if record["best"] is not None:
+                snapshot = {name: unprefixed(arrays, f"best/{name}") for name in self.networks}
+                self.best = (record["best"][0], record["best"][1], snapshot)
+        except (KeyError, ValueError, TypeError) as error:
             raise ValueError(f"{path}: not a usable meta-training checkpoint for this run: {error}") from None
 

@@ -8,8 +8,8 @@ arrays; other hyperparameters stay at their common defaults (NAG: Nesterov momen
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import functional as OF
-from .meta import learned_losses
+from .. import functional as OF
+from .optimizer import learned_losses
 
 BASELINES = {         # name -> (learning rate -> update rule)
     "SGD": lambda lr: OF.sgd(lr),
@@ -41,8 +41,6 @@ def baseline_losses(name, lr, problem, theta0, steps):
             for i, (g, p, s) in enumerate(zip(grads, params, states)):
                 params[i], states[i] = rule.update(g, p, s)
     return losses
-
-
 def tune_learning_rate(name, problems, steps, grid=None, progress=False):
     """The grid learning rate with the lowest mean final loss over `problems` (a list of
     (problem, theta0)); returns (best lr, {lr: mean final loss})."""
@@ -57,7 +55,8 @@ def tune_learning_rate(name, problems, steps, grid=None, progress=False):
     return best, scores
 
 
-def compare(networks, test_problems, steps, learning_rates, assign=None, progress=True):
+def compare_optimizers(networks, test_problems, steps, learning_rates, assign=None,
+                       progress=True):
     """Run the learned optimizer and every baseline (at its given learning rate) on the same test
     problems. Returns {name: array (n_tests, steps + 1)} of losses at theta_0 ... theta_steps."""
     results = {}

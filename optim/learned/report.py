@@ -1,0 +1,91 @@
+"""What a comparison writes: compare.json (every figure), compare.md (the table) and
+compare.png (the loss curves), all written atomically."""
+import json
+import os
+
+import numpy as np
+
+from minigrad.io import write_figure, write_text
+
+from .evaluation import summarize
+
+STYLES = {"LSTM": "C3", "SGD": "C0", "RMSprop": "C1", "Adam": "C2", "NAG": "C4"}
+
+
+def _floats(array):
+    return [None if not np.isfinite(v) else float(v) for v in array]
+
+
+def build_report(results, learning_rates, searches, **settings):
+    """The comparison as plain data: `settings` (task, steps, tests, seed, test_split,
+    optimizer), then per optimizer its learning rate (None for the learned one), the mean and
+    standard error of the loss at every step, and the mean sum of losses at steps 1..steps;
+    then each baseline's learning rate search."""
+    report = dict(settings, optimizers={},
+                  lr_search={name: {f"{lr:.6g}": s for lr, s in scores.items()}
+                             for name, scores in searches.items()})
+    for name, losses in results.items():
+        mean, stderr = summarize(losses)
+        report["optimizers"][name] = {"lr": learning_rates.get(name), "mean": _floats(mean),
+                                      "stderr": _floats(stderr),
+                                      "sum_mean": float(losses[:, 1:].sum(axis=1).mean())}
+    return report
+
+
+def markdown_table(report):
+    steps = report["steps"]
+    marks = sorted({s for s in (20, 50, 100, 200, steps) if s <= steps})
+    split = report["test_split"]
+    pool = "" if split == "test" else f" (minibatches from the {split} split)"
+    lines = [f"Task `{report['task']}`: mean loss (± standard error) over {report['tests']} test "
+             f"problems{pool} at step t; sum = mean of the sum of the losses at steps 1..{steps}.",
+             "",
+             "| optimizer | lr | " + " | ".join(f"t={s}" for s in marks) + " | sum |",
+             "|---|---|" + "---|" * len(marks) + "---|"]
+    for name, entry in report["optimizers"].items():
+        cells = []
+        for s in marks:
+            mean, err = entry["mean"][s], entry["stderr"][s]
+            cells.append("diverged" if mean is None else f"{mean:.4g} ± {err:.2g}")
+        lr = "learned" if entry["lr"] is None else f"{entry['lr']:.3g}"
+        lines.append(f"| {name} | {lr} | " + " | ".join(cells) + f" | {entry['sum_mean']:.4g} |")
+    return "\n".join(lines)
+
+
+def plot(report, path):
+    """The mean loss curves with their standard errors, log scale; returns False (and writes
+    nothing) when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    steps = np.arange(report["steps"] + 1)
+    for name, entry in report["optimizers"].items():
+        mean = np.array([np.nan if v is None else v for v in entry["mean"]])
+        err = np.array([np.nan if v is None else v for v in entry["stderr"]])
+        label = name if entry["lr"] is None else f"{name} (lr {entry['lr']:.2g})"
+        ax.plot(steps, mean, color=STYLES.get(name), label=label, lw=2 if name == "LSTM" else 1.2)
+        ax.fill_between(steps, mean - err, mean + err, color=STYLES.get(name), alpha=0.15, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean over test problems)")
+    ax.set_title(f"{report['task']}: {report['tests']} test problems")
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    write_figure(path, fig, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_report(report, out):
+    """Write out/compare.json, compare.md and compare.png; returns the table."""
+    table = markdown_table(report)
+    write_text(os.path.join(out, "compare.json"), json.dumps(report, indent=1))
+    write_text(os.path.join(out, "compare.md"), table)
+    if not plot(report, os.path.join(out, "compare.png")):
+        print("matplotlib is not installed (pip install -e '.[plot]'): no compare.png")
+    return table
