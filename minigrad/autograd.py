@@ -1,17 +1,17 @@
 """The graph machinery: gradient mode, and the reverse sweep behind `backward` and `grad`.
 
-Every tensor an op produces while gradients are enabled remembers its parents and a closure
-`_backward(g) -> (g_parent_0, g_parent_1, ...)` (defined next to the op's forward, in tensor.py
-and functional.py). This module walks those records backwards. It knows nothing about any
-particular op: adding an op never touches this file.
+Every tensor an op produces while gradients are enabled remembers its parents and its op's
+backward, which turns the gradient g of the tensor into its parents' gradients (tensor.op_result
+records them; docs/extending.md explains the two forms a backward takes). This module walks
+those records backwards. It knows nothing about any particular op: adding an op never touches
+this file.
 
-The most frequent elementwise ops (tensor.py) record instead a plain function and the arrays it
-needs, `_backward(g, _saved)`, unless an input that needs a gradient was broadcast, so that
-their gradients already have their parents' shapes. On tiny tensors an op's bookkeeping costs
-more than its arithmetic, and this form saves two parts of it: creating a function object and
-its closure cells for every op, which Python's cyclic garbage collector must then walk (the
-collector's visits were about a tenth of an op's cost), and comparing each gradient's shape with
-its parent's in the sweep. `benchmarks/overhead.py` measures the result.
+`backward` and `grad` share one walk, `_sweep`: children first, each node sends its gradient to
+its parents, and the contributions each node receives are summed. They differ in what they take
+from it. `backward` adds the leaves' totals into their `.grad`, and has the walk free the graph
+as it goes unless asked to keep it; `grad` has the walk keep the totals of the tensors asked for
+and stop at the oldest of them, and touches nothing else. The walk also checks what an op's
+closure returns: a gradient that no broadcasting explains is an error naming the op.
 
 Two facts make the sweep simple and iterative:
 - Every tensor gets a sequence number when it is created, and a tensor is always created after
@@ -79,17 +79,17 @@ def unbroadcast(grad, shape):
 
 
 def _reachable(root, oldest):
-    """Nodes that require grad, reachable from root through parents, not older than `oldest`,
-    in reverse topological order (children before parents)."""
-    found = {root._seq: root}
-    stack = [root]
+    """{sequence number: node} of root and the nodes reachable from it through parents that
+    require grad, each newer than `oldest` (a sequence number)."""
+    found = {root._seq: root} if root._seq > oldest else {}
+    stack = list(found.values())
     while stack:
         for parent in stack.pop()._parents:
             seq = parent._seq
-            if seq >= oldest and seq not in found and parent.requires_grad:
+            if seq > oldest and seq not in found and parent.requires_grad:
                 found[seq] = parent
                 stack.append(parent)
-    return [found[seq] for seq in sorted(found, reverse=True)]
+    return found
 
 
 class SliceGrad:
@@ -113,41 +113,36 @@ class SliceGrad:
         return full
 
 
-def _sweep(output, grad, oldest=-1, record=None, free=False):
-    """Walk the graph from `output` back, summing each node's gradient over its consumers.
+def _sweep(output, grads, oldest=-1, keep=(), free=False):
+    """The walk `backward` and `grad` share, from `output` back through the nodes newer than
+    `oldest` that require grad; returns those nodes, {sequence number: node}. Each node in turn,
+    children first, has its backward turn its complete gradient into its parents', and each of
+    those is added to its parent's total in `grads` ({sequence number: gradient}, which holds
+    the output's to begin with).
 
-    The order guarantees that a node's gradient is complete when the node is reached. Then:
-    with `record` (a dict keyed by sequence number, for `grad`), a wanted node's gradient is
-    stored there, and the sweep goes no further back than `oldest`; without it (for
-    `backward`), a leaf's gradient is added into its `.grad`. With `free`, each node lets go
-    of its parents and closure once it has pushed its gradient to them.
+    A total is dropped once its node has sent it on, except those of the nodes in `keep`
+    (sequence numbers); a leaf sends nothing on, so its total stays in `grads` too. With `free`,
+    each node lets go of its parents and backward once it has sent its gradient to them.
 
-    Summing without needless copies: the first contribution to a node is kept as it is (it may
+    A closure's gradient is summed down to its parent's shape if numpy broadcast the parent, and
+    a SliceGrad is written into its parent's total; a `backward(g, saved)` returns neither.
+    Summing without needless copies: the first contribution to a total is kept as it is (it may
     be a view, or an array the op also gave to another parent), the second is added into a new
-    array, which the sweep then owns, and later ones are added into that array in place. A
-    SliceGrad is written into an owned array of the node's shape.
+    array, which the sweep then owns (its key goes into `owned`), and later ones are added into
+    that array in place.
     """
-    grads = {output._seq: grad}
+    nodes = _reachable(output, oldest)
     owned = set()
-    pop, get = grads.pop, grads.get
-    for node in _reachable(output, oldest):
-        seq = node._seq
-        g = pop(seq, None)
+    pop = grads.pop
+    for seq in sorted(nodes, reverse=True):        # a node is always newer than its parents
+        node = nodes[seq]
+        backward_fn = node._backward
+        if backward_fn is None:
+            continue
+        g = grads.get(seq) if seq in keep else pop(seq, None)
         if g is None:
             continue
-        if record is not None:
-            if seq in record:
-                record[seq] = g
-            if seq == oldest:
-                continue
-        backward_fn, saved = node._backward, node._saved
-        if backward_fn is None:
-            if record is None:
-                if node.grad is None:
-                    node.grad = np.array(g, dtype=node.data.dtype)
-                else:
-                    node.grad += g
-            continue
+        saved = node._saved
         if saved is None:
             parent_grads, shaped = backward_fn(g), False
         else:
@@ -156,21 +151,14 @@ def _sweep(output, grad, oldest=-1, record=None, free=False):
             if pg is None or not parent.requires_grad:
                 continue
             key = parent._seq
-            total = get(key)
-            if type(pg) is SliceGrad:
-                if total is None:
-                    grads[key] = pg.dense()
-                    owned.add(key)
-                    continue
-                if key not in owned:
-                    total = grads[key] = np.array(total)
-                    owned.add(key)
-                total[pg.index] += pg.value
-                continue
             if not shaped:
+                if type(pg) is SliceGrad:
+                    _add_slice(grads, owned, key, pg)
+                    continue
                 shape = parent.data.shape
                 if pg.shape != shape:
-                    pg = unbroadcast(pg, shape)
+                    pg = _sum_to_shape(pg, shape, node)
+            total = grads.get(key)
             if total is None:
                 grads[key] = pg
             elif key in owned:
@@ -182,6 +170,46 @@ def _sweep(output, grad, oldest=-1, record=None, free=False):
         if free:
             node._parents = ()
             node._backward, node._saved = freed_graph, None
+    return nodes
+
+
+def _add_slice(grads, owned, key, pg):
+    """Add the SliceGrad `pg` to the total under `key`, writing only its slice."""
+    total = grads.get(key)
+    if total is None:
+        grads[key] = pg.dense()
+        owned.add(key)
+        return
+    if key not in owned:
+        total = grads[key] = np.array(total)
+        owned.add(key)
+    total[pg.index] += pg.value
+
+
+def _sum_to_shape(pg, shape, node):
+    """unbroadcast(pg, shape), or, where no broadcasting of `shape` gives pg's shape, an error
+    naming the op whose backward (recorded on `node`) returned pg."""
+    try:
+        summed = unbroadcast(pg, shape)
+    except (ValueError, IndexError):      # no axis of that number: the shapes do not align
+        summed = None
+    if summed is None or summed.shape != shape:
+        raise ValueError(
+            f"{_describe_backward(node._backward)} returned a gradient of shape {pg.shape} for "
+            f"an input of shape {shape}: a gradient must have its input's shape, or the shape "
+            "numpy broadcast that input to (and backward returns a tuple, one gradient per input)")
+    return summed
+
+
+def _describe_backward(backward_fn):
+    """'the backward of softplus (path/to/file.py, line 12)', for an error message: the function
+    in which a closure was defined is its op."""
+    qualname = getattr(backward_fn, "__qualname__", None) or repr(backward_fn)
+    op = qualname.rpartition(".<locals>.")[0].rpartition(".<locals>.")[2]
+    name = f"the backward of {op}" if op else qualname
+    code = getattr(backward_fn, "__code__", None)
+    where = f" ({code.co_filename}, line {code.co_firstlineno})" if code is not None else ""
+    return name + where
 
 
 def _seed_grad(output, grad, who):
@@ -202,12 +230,19 @@ def backward(output, grad=None, retain_graph=False):
     """Accumulate d(output)/d(leaf) into `.grad` of every leaf that requires grad.
 
     Intermediate tensors keep no gradient. Unless `retain_graph`, each node drops its parents
-    and closure once it has been used, so the graph's memory goes as the sweep goes.
+    and backward once it has been used, so the graph's memory goes as the sweep goes.
     """
     if not output.requires_grad:
         raise RuntimeError("backward: this tensor does not require grad (it was made from tensors "
                            "that do not require grad, or under no_grad(), or by detach())")
-    _sweep(output, _seed_grad(output, grad, "backward"), free=not retain_graph)
+    grads = {output._seq: _seed_grad(output, grad, "backward")}
+    nodes = _sweep(output, grads, free=not retain_graph)
+    for seq, g in grads.items():                   # what the sweep leaves: the leaves' totals
+        leaf = nodes[seq]
+        if leaf.grad is None:
+            leaf.grad = np.array(g, dtype=leaf.data.dtype)
+        else:
+            leaf.grad += g
 
 
 def grad(output, inputs, grad_output=None):
@@ -225,9 +260,13 @@ def grad(output, inputs, grad_output=None):
     inputs = [inputs] if single else list(inputs)
     if not inputs:
         raise ValueError("grad: no inputs given")
-    wanted = {t._seq: None for t in inputs}
+    grads = {}
     if output.requires_grad:
-        _sweep(output, _seed_grad(output, grad_output, "grad"), min(wanted), record=wanted)
-    results = [np.zeros_like(t.data) if wanted[t._seq] is None
-               else np.array(wanted[t._seq], dtype=t.data.dtype) for t in inputs]
+        wanted = {t._seq for t in inputs}
+        grads[output._seq] = _seed_grad(output, grad_output, "grad")
+        # nothing older than the oldest input can lie on a path to one; that input's own
+        # gradient stays in grads, since it is never sent on
+        _sweep(output, grads, min(wanted), keep=wanted)
+    results = [np.zeros_like(t.data) if grads.get(t._seq) is None
+               else np.array(grads[t._seq], dtype=t.data.dtype) for t in inputs]
     return results[0] if single else results

@@ -1,6 +1,6 @@
 """Functions of tensors: joins, selections, activations, losses and layers' maths.
 
-Most are composed from the primitives in tensor.py. Four are *fused*: one graph node with a
+Most are composed from the primitives in tensor.py. Five are *fused*: one graph node with a
 hand-written backward, each for a stated reason, and each tested against its composed form in
 tests/test_functional.py:
 - `log_softmax` and `cross_entropy`: stability (the log-sum-exp is shifted by the maximum, so
@@ -9,6 +9,8 @@ tests/test_functional.py:
   every step, and one node, laid out so that every pass runs over contiguous memory, beats
   twenty small ones (its docstring says how).
 - `conv2d`: speed; as a sum of kh*kw shifted matmuls it would make a node per kernel position.
+- `max_pool2d`: speed; as a maximum over kh*kw stacked strided slices it would make kh*kw + 2
+  nodes and copy every window.
 
 Import as `import minigrad.functional as F`.
 """
@@ -17,7 +19,7 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .tensor import Tensor, _constant, _result
+from .tensor import Tensor, _constant, op_result
 
 
 def _tensor(x, like=None):
@@ -49,7 +51,7 @@ def concat(tensors, axis=0):
 
     def backward(g):
         return tuple(np.split(g, bounds, axis=axis))
-    return _result(out, tuple(tensors), backward)
+    return op_result(out, tuple(tensors), backward)
 
 
 def stack(tensors, axis=0):
@@ -64,7 +66,7 @@ def stack(tensors, axis=0):
 
     def backward(g):
         return tuple(np.moveaxis(g, axis, 0))
-    return _result(out, tuple(tensors), backward)
+    return op_result(out, tuple(tensors), backward)
 
 
 # ----- selection -----
@@ -86,7 +88,7 @@ def where(cond, a, b):
     def backward(g):
         zero = np.zeros((), g.dtype)
         return np.where(cond, g, zero), np.where(cond, zero, g)
-    return _result(out, (a, b), backward)
+    return op_result(out, (a, b), backward)
 
 
 def maximum(a, b):
@@ -134,7 +136,7 @@ def log_softmax(x, axis=-1):
 
     def backward(g):
         return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
-    return _result(out, (x,), backward)
+    return op_result(out, (x,), backward)
 
 
 def cross_entropy(logits, labels):
@@ -164,7 +166,7 @@ def cross_entropy(logits, labels):
         d[rows, labels] -= 1
         d *= g / n
         return (d,)
-    return _result(out, (logits,), backward)
+    return op_result(out, (logits,), backward)
 
 
 def linear(x, W, b=None):
@@ -275,7 +277,7 @@ def lstm_cell(x, h, c, W, b):
         dc *= f
         return dx, dh_prev, dc.T if c_needs_grad else None, dW1[:-1], dW1[-1]
 
-    state = _result(packed.T, (x, h, c, W, b), backward)
+    state = op_result(packed.T, (x, h, c, W, b), backward)
     return state[:, :H], state[:, H:]
 
 
@@ -340,11 +342,13 @@ def conv2d(x, w, b=None, stride=1, padding=0):
         return dx, dw, (g.sum(axis=(0, 2, 3)) if b is not None else None)
 
     parents = (x, w) if b is None else (x, w, b)
-    return _result(np.ascontiguousarray(out), parents, backward)
+    return op_result(np.ascontiguousarray(out), parents, backward)
 
 
 def max_pool2d(x, kernel_size, stride=None):
     """Maximum over kernel-sized windows of an (N, C, H, W) tensor; stride defaults to the kernel.
+    Returns (N, C, OH, OW) with OH = (H - kh) // stride + 1. Fused: the windows are a strided
+    view, and one argmax over it finds each window's maximum.
 
     The gradient of each window goes to its first maximal element (as in the usual frameworks).
     """
@@ -367,4 +371,4 @@ def max_pool2d(x, kernel_size, stride=None):
         nn_, cc = np.indices((n, c))
         np.add.at(dx, (nn_[:, :, None, None], cc[:, :, None, None], rows, cols), g)
         return (dx,)
-    return _result(out, (x,), backward)
+    return op_result(out, (x,), backward)

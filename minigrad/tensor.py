@@ -2,19 +2,16 @@
 
 Each op computes its result from numpy arrays and, right beside it, defines its backward: given
 the gradient g of the loss with respect to the result, it returns the gradient with respect to
-each parent. Summing a broadcast gradient back to its parent's shape, and adding up the
-contributions of a parent used several times, is done once, in autograd.py. (A slice returns an
+each parent. It hands both to `op_result`, which makes the result tensor and records the graph.
+Summing a broadcast gradient back to its parent's shape, and adding up the contributions of a
+parent used several times, is done once, in autograd.py. (A slice returns an
 autograd.SliceGrad instead of a mostly-zero array: see there.) Ops whose gradients cost real
 work (mul, div, matmul) skip those of parents that need none, such as a minibatch or a constant.
 
-A backward comes in one of two forms (autograd.py's docstring says why there are two):
-- a closure `backward(g)`, returning gradients in the result's shape. The form to use for a new
-  op (docs/extending.md); most ops here and every op in functional.py use it.
-- for the elementwise ops that run millions of times on small tensors (add, sub, mul, div, neg,
-  exp, log, tanh, sigmoid, relu, abs, sqrt), a static method `backward(g, saved)` and the arrays
-  it needs passed to `_result` as `saved`. These ops record it only when no input that needs a
-  gradient was broadcast, so their gradients have their parents' shapes; otherwise it is
-  wrapped in a closure.
+A backward is a closure `backward(g)`, or, for the elementwise ops that run millions of times on
+small tensors (add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, abs, sqrt), a static
+method `backward(g, saved)` beside the forward, with the arrays it needs passed as `saved`.
+docs/extending.md explains both forms, and why the second exists, in full.
 
 A backward captures or saves arrays and plain values, never tensors, so that dropping the last
 reference to a very long graph never recurses through closures.
@@ -25,15 +22,20 @@ from . import autograd
 
 _FLOAT_KINDS = "f"
 # Looked up once here rather than at each of the millions of ops a meta-training run makes.
-_new_tensor = object.__new__      # _result fills in the fields itself: no __init__ checks or copy
+_new_tensor = object.__new__      # op_result fills in the fields itself: no __init__, no copy
 _next_seq = autograd.next_seq
 
 
-def _result(data, parents, backward, saved=None):
-    """Wrap an op's output; record the graph only if grad mode is on and a parent needs it.
+def op_result(data, parents, backward, saved=None):
+    """The tensor an op returns: its output array `data`, and, if gradients are enabled and some
+    parent requires grad, the record of how to send a gradient back. Public: the one function
+    a new op needs (docs/extending.md).
 
-    `backward` is a closure `backward(g)`, or, with `saved` (anything but None), a function
-    `backward(g, saved)` whose gradients already have the parents' shapes.
+    parents: the op's input tensors (a tuple), in the order its backward returns their gradients.
+    backward: a closure `backward(g)`, g of data's shape, returning one gradient per parent (None
+        for one that needs none), each of its parent's shape or of a shape numpy broadcast that
+        parent to; or, with `saved` (anything but None), a function `backward(g, saved)` whose
+        gradients have exactly their parents' shapes. None for a result with no parents.
     """
     out = _new_tensor(Tensor)
     out.data = data if type(data) is np.ndarray else np.asarray(data)
@@ -55,7 +57,7 @@ def _result(data, parents, backward, saved=None):
 
 
 def _elementwise_result(out, a, b, backward, saved):
-    """`_result` for a binary elementwise op on tensors a and b with the backward `backward(g,
+    """`op_result` for a binary elementwise op on tensors a and b with the backward `backward(g,
     saved)`. If numpy broadcast an operand that needs a gradient, the backward is wrapped in a
     closure, whose gradients autograd sums back to the parents' shapes. (A broadcast constant,
     such as the 2 of `x * 2`, gets no gradient, so it needs no summing.)"""
@@ -63,8 +65,8 @@ def _elementwise_result(out, a, b, backward, saved):
     if a_shape != b_shape:
         shape = out.shape
         if (a.requires_grad and a_shape != shape) or (b.requires_grad and b_shape != shape):
-            return _result(out, (a, b), lambda g: backward(g, saved))
-    return _result(out, (a, b), backward, saved)
+            return op_result(out, (a, b), lambda g: backward(g, saved))
+    return op_result(out, (a, b), backward, saved)
 
 
 def _constant(value, like):
@@ -72,7 +74,7 @@ def _constant(value, like):
     data = np.asarray(value)
     if like.dtype.kind in _FLOAT_KINDS and data.dtype.kind in "fiub":
         data = data.astype(like.dtype, copy=False)
-    return _result(data, (), None)
+    return op_result(data, (), None)
 
 
 def _broadcast_error(op, a, b):
@@ -94,9 +96,20 @@ def _is_basic_index(index):
     return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
 
 
-def _is_transposed(a):
-    """True for a 2-D array stored column by column (Fortran order), such as x.T of a C array."""
-    return a.ndim == 2 and a.flags.f_contiguous and not a.flags.c_contiguous
+def _memory_order(a):
+    """The order to lay out a's gradient in, as numpy names it: "F" for a 2-D array stored
+    column by column (Fortran order), such as x.T of a C array or lstm_cell's outputs, else "C".
+    A gradient in its tensor's own memory order is summed with the tensor's other gradients,
+    and read by the op that made the tensor, over contiguous memory."""
+    return "F" if a.ndim == 2 and a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+
+
+def _matmul_in_order_of(like, x, y):
+    """x @ y, stored in the memory order of `like` when x and y are matrices: a Fortran-ordered
+    result is computed as (yᵀ xᵀ)ᵀ, the same product."""
+    if x.ndim == y.ndim == 2 and _memory_order(like) == "F":
+        return (y.T @ x.T).T
+    return x @ y
 
 
 def _reduce_axes(axis, ndim):
@@ -196,7 +209,7 @@ class Tensor:
 
     def detach(self):
         """The same data, cut from the graph: gradients do not flow through the result."""
-        return _result(self.data, (), None)
+        return op_result(self.data, (), None)
 
     def backward(self, grad=None, retain_graph=False):
         """Accumulate the gradient of this tensor into `.grad` of every leaf it depends on."""
@@ -282,7 +295,7 @@ class Tensor:
             ga = g * b * a ** (b - 1)
             gb = g * out * np.log(a) if exponent_needs_grad else None
             return ga, gb
-        return _result(out, (self, exponent), backward)
+        return op_result(out, (self, exponent), backward)
 
     def __matmul__(self, other):
         if not isinstance(other, Tensor):
@@ -307,14 +320,11 @@ class Tensor:
                 return g[..., None] * b, (np.swapaxes(a, -1, -2) @ g[..., None])[..., 0]
             ga = gb = None                    # the usual case: only what a parent needs
             if a_needs_grad:
-                # (b g^T)^T = g b^T, laid out like a: a transposed a (as lstm_cell's outputs
-                # are) gets its gradient in its own memory order, so summing it with the
-                # gradients of a's other uses runs over contiguous memory
-                ga = (b @ g.T).T if _is_transposed(a) else g @ np.swapaxes(b, -1, -2)
+                ga = _matmul_in_order_of(a, g, np.swapaxes(b, -1, -2))
             if b_needs_grad:
                 gb = np.swapaxes(a, -1, -2) @ g
             return ga, gb
-        return _result(out, (self, other), backward)
+        return op_result(out, (self, other), backward)
 
     def __radd__(self, other):
         return _constant(other, self) + self
@@ -335,7 +345,7 @@ class Tensor:
         return _constant(other, self) @ self
 
     def __neg__(self):
-        return _result(-self.data, (self,), self._neg_backward, ())
+        return op_result(-self.data, (self,), self._neg_backward, ())
 
     @staticmethod
     def _neg_backward(g, _):
@@ -344,7 +354,7 @@ class Tensor:
     # ----- comparisons: boolean results that carry no gradient -----
     def _compare(self, other, ufunc):
         other = other.data if isinstance(other, Tensor) else other
-        return _result(ufunc(self.data, other), (), None)
+        return op_result(ufunc(self.data, other), (), None)
 
     def __lt__(self, other):
         return self._compare(other, np.less)
@@ -369,9 +379,7 @@ class Tensor:
         index = _as_index(index)
         out = self.data[index]
         shape, dtype = self.data.shape, self.data.dtype
-        # The gradient takes the memory order of the data: an op that produced transposed
-        # (Fortran-ordered) data, like lstm_cell, then gets its gradient in its own layout.
-        order = "F" if _is_transposed(self.data) else "C"
+        order = _memory_order(self.data)
 
         if _is_basic_index(index):
             def backward(g):
@@ -381,7 +389,7 @@ class Tensor:
                 full = np.zeros(shape, dtype, order)
                 np.add.at(full, index, g)     # an element picked twice gets both gradients
                 return (full,)
-        return _result(out, (self,), backward)
+        return op_result(out, (self,), backward)
 
     # ----- reductions -----
     def sum(self, axis=None, keepdims=False):
@@ -391,7 +399,7 @@ class Tensor:
 
         def backward(g):
             return (_spread(g, kept, shape),)
-        return _result(out, (self,), backward)
+        return op_result(out, (self,), backward)
 
     def mean(self, axis=None, keepdims=False):
         shape = self.data.shape
@@ -401,7 +409,7 @@ class Tensor:
 
         def backward(g):
             return (_spread(g * scale, kept, shape),)
-        return _result(out, (self,), backward)
+        return op_result(out, (self,), backward)
 
     def max(self, axis=None, keepdims=False):
         """Maximum along axes; tied maxima share the gradient equally."""
@@ -415,19 +423,19 @@ class Tensor:
             if not keepdims:
                 g = g.reshape(kept.shape)
             return ((g * share).astype(a.dtype, copy=False),)
-        return _result(out, (self,), backward)
+        return op_result(out, (self,), backward)
 
     # ----- elementwise unary ops -----
     def exp(self):
         out = np.exp(self.data)
-        return _result(out, (self,), self._exp_backward, out)
+        return op_result(out, (self,), self._exp_backward, out)
 
     @staticmethod
     def _exp_backward(g, out):
         return (g * out,)
 
     def log(self):
-        return _result(np.log(self.data), (self,), self._log_backward, self.data)
+        return op_result(np.log(self.data), (self,), self._log_backward, self.data)
 
     @staticmethod
     def _log_backward(g, a):
@@ -435,7 +443,7 @@ class Tensor:
 
     def tanh(self):
         out = np.tanh(self.data)
-        return _result(out, (self,), self._tanh_backward, out)
+        return op_result(out, (self,), self._tanh_backward, out)
 
     @staticmethod
     def _tanh_backward(g, out):
@@ -443,7 +451,7 @@ class Tensor:
 
     def sigmoid(self):
         out = sigmoid(self.data)
-        return _result(out, (self,), self._sigmoid_backward, out)
+        return op_result(out, (self,), self._sigmoid_backward, out)
 
     @staticmethod
     def _sigmoid_backward(g, out):
@@ -451,14 +459,14 @@ class Tensor:
         return (g_out - g_out * out,)            # g * out * (1 - out)
 
     def relu(self):
-        return _result(np.maximum(self.data, 0), (self,), self._relu_backward, self.data)
+        return op_result(np.maximum(self.data, 0), (self,), self._relu_backward, self.data)
 
     @staticmethod
     def _relu_backward(g, a):
         return (g * (a > 0),)
 
     def abs(self):
-        return _result(np.abs(self.data), (self,), self._abs_backward, self.data)
+        return op_result(np.abs(self.data), (self,), self._abs_backward, self.data)
 
     @staticmethod
     def _abs_backward(g, a):
@@ -466,7 +474,7 @@ class Tensor:
 
     def sqrt(self):
         out = np.sqrt(self.data)
-        return _result(out, (self,), self._sqrt_backward, out)
+        return op_result(out, (self,), self._sqrt_backward, out)
 
     @staticmethod
     def _sqrt_backward(g, out):
@@ -474,7 +482,7 @@ class Tensor:
 
     def sign(self):
         """-1, 0 or 1; a step function, so its gradient is zero: the result is a constant."""
-        return _result(np.sign(self.data), (), None)
+        return op_result(np.sign(self.data), (), None)
 
     def clip(self, lo=None, hi=None):
         """Clamp to [lo, hi]; the gradient passes where the input lies inside the interval."""
@@ -489,7 +497,7 @@ class Tensor:
             if hi is not None:
                 inside &= a <= hi
             return (g * inside,)
-        return _result(np.clip(a, lo, hi), (self,), backward)
+        return op_result(np.clip(a, lo, hi), (self,), backward)
 
     # ----- shape ops -----
     def reshape(self, *shape):
@@ -504,7 +512,7 @@ class Tensor:
 
         def backward(g):
             return (g.reshape(original),)
-        return _result(out, (self,), backward)
+        return op_result(out, (self,), backward)
 
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -517,7 +525,7 @@ class Tensor:
 
         def backward(g):
             return (g.transpose(inverse),)
-        return _result(self.data.transpose(axes), (self,), backward)
+        return op_result(self.data.transpose(axes), (self,), backward)
 
     @property
     def T(self):

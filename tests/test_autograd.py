@@ -1,5 +1,6 @@
 """How gradients flow: accumulation, grad(), no_grad, detach, freeing, deep graphs, errors."""
 import gc
+import re
 import tracemalloc
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 import minigrad as mg
 import minigrad.functional as F
+from minigrad import tensor as tensor_module
 from conftest import tensor64
 
 
@@ -146,6 +148,19 @@ def test_grad_does_not_walk_the_history_older_than_its_inputs():
     assert calls == []
 
 
+def test_grad_does_not_run_the_backward_of_its_oldest_input():
+    x = mg.Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    middle = x * 3.0
+    calls = []
+    original = middle._backward
+    middle._backward = lambda *args: calls.append(1) or original(*args)
+    np.testing.assert_array_equal(mg.grad((middle * middle).sum(), middle), 2 * middle.data)
+    assert calls == []
+    np.testing.assert_array_equal(mg.grad((middle * middle).sum(), [middle, x])[1],
+                                  18 * x.data)
+    assert calls == [1]
+
+
 def test_no_grad_records_nothing_and_restores_the_mode():
     x = mg.Tensor([1.0], requires_grad=True)
     with mg.no_grad():
@@ -212,3 +227,83 @@ def test_memory_does_not_grow_over_1000_training_iterations(rng):
     after_1000, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert after_1000 - after_200 < 100_000, (after_200, after_1000)
+
+
+# ----- writing an op: op_result, and the errors of an op's author -----
+def cube(x):
+    """x ** 3 as a new op, the way docs/extending.md writes one."""
+    a = x.data
+
+    def backward(g):
+        return (3 * g * a * a,)
+    return mg.op_result(a ** 3, (x,), backward)
+
+
+def test_op_result_is_the_public_way_to_write_an_op(rng):
+    assert mg.op_result is tensor_module.op_result and "op_result" in mg.__all__
+    x = tensor64(rng, (2, 3))
+    y = cube(x)
+    assert type(y) is mg.Tensor and y.requires_grad and y._parents == (x,)
+    assert mg.gradcheck(cube, [x])
+
+
+def test_op_result_records_nothing_without_a_parent_needing_grad_or_under_no_grad(rng):
+    constant = mg.Tensor(rng.standard_normal(3))
+    assert not cube(constant).requires_grad and cube(constant)._backward is None
+    with mg.no_grad():
+        y = cube(tensor64(rng, (3,)))
+    assert not y.requires_grad and y._parents == ()
+
+
+def test_op_result_gradients_of_a_broadcast_shape_are_summed_to_the_parent(rng):
+    """A closure may return a parent's gradient in the shape numpy broadcast the parent to."""
+    row, column = tensor64(rng, (3,)), tensor64(rng, (2, 1))
+
+    def outer_sum(a, b):
+        return mg.op_result(a.data + b.data, (a, b), lambda g: (g, g))
+    assert mg.gradcheck(outer_sum, [row, column])
+
+
+def test_op_result_saved_form_calls_backward_with_the_saved_arrays(rng):
+    x = tensor64(rng, (3,))
+    calls = []
+
+    def backward(g, saved):
+        calls.append(saved)
+        return (g * saved,)
+    y = mg.op_result(x.data * 5.0, (x,), backward, np.full(3, 5.0))
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [5.0, 5.0, 5.0])
+    np.testing.assert_array_equal(calls[0], np.full(3, 5.0))
+
+
+@pytest.mark.parametrize("sweep", ["backward", "grad"])
+def test_a_backward_returning_a_gradient_of_the_wrong_shape_is_an_error_naming_the_op(sweep, rng):
+    x = tensor64(rng, (3,))
+
+    def misshapen(x):
+        return mg.op_result(x.data * 2, (x,), lambda g: (np.ones(2),))
+    loss = misshapen(x).sum()
+    with pytest.raises(ValueError, match=r"the backward of .*misshapen \(.*test_autograd.py, line "
+                                         r"\d+\) returned a gradient of shape \(2,\) for an input "
+                                         r"of shape \(3,\)"):
+        loss.backward() if sweep == "backward" else mg.grad(loss, x)
+
+
+def test_a_backward_returning_an_array_instead_of_a_tuple_is_an_error_naming_the_op(rng):
+    def untupled(x):
+        return mg.op_result(x.data * 2, (x,), lambda g: g * 2)
+    with pytest.raises(ValueError, match=r"untupled .*shape \(\) for an input of shape \(3,\).*"
+                                         r"returns a tuple"):
+        untupled(tensor64(rng, (3,))).sum().backward()
+
+
+@pytest.mark.parametrize("parent_shape,grad_shape", [((3, 1), (3,)), ((2, 3), (3,)),
+                                                     ((1, 3), (3, 2)), ((2,), (2, 3))])
+def test_a_gradient_no_broadcasting_explains_is_an_error_however_the_shapes_differ(
+        parent_shape, grad_shape, rng):
+    x = tensor64(rng, parent_shape)
+    op = mg.op_result(np.zeros(grad_shape), (x,), lambda g: (g,))
+    with pytest.raises(ValueError, match=re.escape(f"returned a gradient of shape {grad_shape} "
+                                                   f"for an input of shape {parent_shape}")):
+        op.sum().backward()

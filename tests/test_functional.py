@@ -255,3 +255,22 @@ def test_max_pool2d_values_and_gradients(rng, kernel, stride):
                          for i in range(out.shape[2])], axis=-2)
     np.testing.assert_array_equal(out.data, expected)
     assert mg.gradcheck(lambda x: F.max_pool2d(x, kernel, stride), [x])
+
+
+def composed_max_pool2d(x, kernel, stride):
+    """The maximum over the kernel's positions of one strided slice of x per position."""
+    out_h = (x.shape[2] - kernel) // stride + 1
+    out_w = (x.shape[3] - kernel) // stride + 1
+    shifted = [x[:, :, i:i + stride * out_h:stride, j:j + stride * out_w:stride]
+               for i in range(kernel) for j in range(kernel)]
+    return F.stack(shifted, axis=-1).max(axis=-1)
+
+
+@pytest.mark.parametrize("kernel,stride", [(2, 2), (3, 1), (3, 2)])
+def test_fused_max_pool2d_matches_composed_form(rng, kernel, stride):
+    x = tensor64(rng, (2, 3, 6, 7))              # continuous values: no ties within a window
+    fused, composed = F.max_pool2d(x, kernel, stride), composed_max_pool2d(x, kernel, stride)
+    np.testing.assert_array_equal(fused.data, composed.data)
+    weights = rng.standard_normal(fused.shape)
+    np.testing.assert_allclose(mg.grad((fused * weights).sum(), x),
+                               mg.grad((composed * weights).sum(), x), atol=1e-12)

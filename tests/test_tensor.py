@@ -75,6 +75,11 @@ def test_matmul_gives_a_transposed_operand_its_gradient_in_its_layout(rng):
     assert mg.gradcheck(lambda a, b: a.T @ b, [a, b])
 
 
+def test_matmul_of_a_transposed_matrix_and_a_batch_of_matrices_gets_gradients(rng):
+    a, batch = tensor64(rng, (5, 3)), tensor64(rng, (4, 5, 2))
+    assert mg.gradcheck(lambda a, batch: a.T @ batch, [a, batch])
+
+
 def test_reflected_operators_with_numbers_and_arrays(rng):
     a = tensor64(rng, (2, 3), 0.5, 2.0)
     assert mg.gradcheck(lambda a: 2.0 + a, [a])
