@@ -1,7 +1,9 @@
 """Modules and parameters: the small `nn` the models are built from.
 
 A Module finds its parameters by looking at its own attributes: Parameters, Modules, and lists or
-tuples of them. There is no registration step to forget.
+tuples of them. There is no registration step to forget. Buffers, the state a module keeps but
+does not train (batch norm's running statistics), are numpy arrays found the same way, among the
+attributes its class names in `buffer_names`; `state_dict` carries parameters and buffers alike.
 """
 import numpy as np
 
@@ -38,9 +40,14 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Base class: subclasses set Parameters and sub-Modules as attributes and define forward."""
+    """Base class: subclasses set Parameters and sub-Modules as attributes and define forward.
+
+    A subclass with buffers names the attributes that hold them in `buffer_names`; an attribute
+    set to None there is no buffer (BatchNorm2d without running statistics).
+    """
 
     training = True
+    buffer_names = ()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
@@ -49,33 +56,52 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def _children(self):
+        """(attribute name, value) of this module's Parameters, buffers and sub-Modules, in
+        attribute order; an item of a list or tuple is named `attribute.index`."""
         for name, value in vars(self).items():
             if isinstance(value, (Parameter, Module)):
                 yield name, value
+            elif name in self.buffer_names:
+                if value is not None:
+                    yield name, value
             elif isinstance(value, (list, tuple)):
                 for i, item in enumerate(value):
                     if isinstance(item, (Parameter, Module)):
                         yield f"{name}.{i}", item
 
-    def named_parameters(self, prefix=""):
-        """(dotted name, Parameter) pairs in attribute order; a shared parameter appears once."""
+    def _walk(self, prefix):
+        """(dotted name, Parameter or buffer) of this module and, depth first, its sub-Modules."""
+        for name, value in self._children():
+            if isinstance(value, Module):
+                yield from value._walk(prefix + name + ".")
+            else:
+                yield prefix + name, value
+
+    def _named(self, prefix, kind):
+        """The (name, value) pairs of `_walk` whose value is a `kind` (Parameter, or np.ndarray
+        for buffers), each value once, though modules may share it."""
         seen = set()
         found = []
         for name, value in self._walk(prefix):
-            if id(value) not in seen:
+            if isinstance(value, kind) and id(value) not in seen:
                 seen.add(id(value))
                 found.append((name, value))
         return found
 
-    def _walk(self, prefix):
-        for name, value in self._children():
-            if isinstance(value, Parameter):
-                yield prefix + name, value
-            else:
-                yield from value._walk(prefix + name + ".")
+    def named_parameters(self, prefix=""):
+        """(dotted name, Parameter) pairs in attribute order; a shared parameter appears once."""
+        return self._named(prefix, Parameter)
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix=""):
+        """(dotted name, array) pairs in attribute order, such as ("blocks.0.norm.running_mean",
+        (C,) array); a shared buffer appears once."""
+        return self._named(prefix, np.ndarray)
+
+    def buffers(self):
+        return [b for _, b in self.named_buffers()]
 
     def modules(self):
         yield self
@@ -97,24 +123,28 @@ class Module:
         return self.train(False)
 
     def state_dict(self):
-        """{name: copy of the parameter's array}."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """{dotted name: copy of the array} of every parameter, then of every buffer."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        state.update((name, b.copy()) for name, b in self.named_buffers())
+        return state
 
     def load_state_dict(self, state):
-        """Copy arrays into the parameters in place; names and shapes must match exactly."""
-        params = dict(self.named_parameters())
-        missing = sorted(set(params) - set(state))
-        unexpected = sorted(set(state) - set(params))
+        """Copy arrays into the parameters and buffers in place; names and shapes must match
+        exactly, and nothing is changed unless they all do."""
+        arrays = {name: p.data for name, p in self.named_parameters()}
+        arrays.update(self.named_buffers())
+        missing = sorted(set(arrays) - set(state))
+        unexpected = sorted(set(state) - set(arrays))
         if missing or unexpected:
             raise KeyError(f"load_state_dict: {type(self).__name__} state does not match: "
                            f"missing {missing}, unexpected {unexpected}")
-        for name, p in params.items():
+        for name, array in arrays.items():
             value = np.asarray(state[name])
-            if value.shape != p.shape:
-                raise ValueError(f"load_state_dict: {name} has shape {p.shape} but the state holds "
-                                 f"shape {value.shape}")
-        for name, p in params.items():
-            p.data[...] = state[name]
+            if value.shape != array.shape:
+                raise ValueError(f"load_state_dict: {name} has shape {array.shape} but the state "
+                                 f"holds shape {value.shape}")
+        for name, array in arrays.items():
+            array[...] = state[name]
 
 
 class Linear(Module):
@@ -164,3 +194,60 @@ class Conv2d(Module):
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation over (N, H, W) for each channel of an (N, C, H, W) input
+    (Ioffe and Szegedy 2015), composed from engine primitives:
+
+        y = (x − μ) / sqrt(σ² + eps) · γ + β         γ (C,) starts at 1, β (C,) at 0
+
+    In training mode μ and σ² are the batch's mean and (biased) variance per channel, and the
+    running averages move towards them: r ← (1 − momentum) r + momentum · batch statistic (the
+    variance's unbiased form, n / (n − 1) σ², as in torch). In eval mode the running averages
+    are used instead. With track_running_stats=False there are no running averages and the
+    batch statistics are used in both modes.
+
+    The running averages, running_mean and running_var (C,), are buffers: `state_dict` carries
+    them.
+    """
+
+    buffer_names = ("running_mean", "running_var")
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, track_running_stats=True,
+                 dtype=np.float32):
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.track_running_stats = track_running_stats
+        self.weight = Parameter(np.ones(num_features), dtype=dtype)
+        self.bias = Parameter(np.zeros(num_features), dtype=dtype)
+        self.running_mean = np.zeros(num_features, dtype) if track_running_stats else None
+        self.running_var = np.ones(num_features, dtype) if track_running_stats else None
+
+    def forward(self, x):
+        return self.forward_with([self.weight, self.bias], x)
+
+    def forward_with(self, params, x):
+        """Normalise x (N, C, H, W) with scale and shift params = [γ (C,), β (C,)]."""
+        weight, bias = params
+        channels = self.num_features
+        if x.ndim != 4 or x.shape[1] != channels:
+            raise ValueError(f"BatchNorm2d: expected input (N, {channels}, H, W), got {x.shape}")
+        per_channel = (1, channels, 1, 1)
+        if self.training or not self.track_running_stats:
+            mean = x.mean(axis=(0, 2, 3), keepdims=True)
+            centered = x - mean
+            var = (centered * centered).mean(axis=(0, 2, 3), keepdims=True)
+            if self.training and self.track_running_stats:
+                n = x.size // channels
+                batch_mean = mean.data.reshape(channels)
+                self.running_mean += self.momentum * (batch_mean - self.running_mean)
+                unbiased = var.data.reshape(channels) * (n / max(n - 1, 1))
+                self.running_var += self.momentum * (unbiased - self.running_var)
+        else:
+            centered = x - Tensor(self.running_mean.reshape(per_channel), dtype=x.dtype)
+            var = Tensor(self.running_var.reshape(per_channel), dtype=x.dtype)
+        normalised = centered / (var + self.eps).sqrt()
+        return normalised * weight.reshape(per_channel) + bias.reshape(per_channel)
+
+    def __repr__(self):
+        return f"BatchNorm2d({self.num_features}, track_running_stats={self.track_running_stats})"

@@ -1,17 +1,17 @@
-"""Models, data sets and optimizee families for minigrad.
+"""What the optimizers optimize: networks, the paper's optimizee families, and their data.
 
-- Networks on `minigrad.nn`: `MLP`, `LSTM`, `ConvNet` (with `BatchNorm2d`).
+- Networks on `minigrad.nn`: `MLP`, `LSTM`, `ConvNet` (models/mlp.py, lstm.py, convnet.py).
 - Optimizee families for the learned optimizer (paper section 3): `QuadraticFamily`,
-  `MNISTFamily`, `ImageFamily`, `CIFARFamily` (see models/problems.py).
-- Data (models/data/): `load_mnist`, `load_fashion_mnist`, `load_cifar10`, `read_idx`, `Batches`.
+  `MNISTFamily`, `ImageFamily`, `CIFARFamily`, and `JointProblem` (models/problems.py).
+- Data (the package `models.data`): `load_mnist`, `load_fashion_mnist`, `load_cifar10`,
+  `read_idx`, `Batches`, and the shipped MNIST subset.
 """
 from . import data
-from .convnet import BatchNorm2d, ConvNet
-from .data import load_cifar10, load_fashion_mnist, load_mnist, read_idx
+from .convnet import ConvNet
 from .lstm import LSTM
 from .mlp import MLP
-from .problems import CIFARFamily, ImageFamily, MNISTFamily, Problem, QuadraticFamily
+from .problems import (CIFARFamily, ImageFamily, JointProblem, MNISTFamily, Problem,
+                       QuadraticFamily, draw_problems)
 
-__all__ = ["MLP", "LSTM", "ConvNet", "BatchNorm2d", "Problem", "QuadraticFamily", "MNISTFamily",
-           "ImageFamily", "CIFARFamily", "data", "read_idx", "load_mnist",
-           "load_fashion_mnist", "load_cifar10"]
+__all__ = ["MLP", "LSTM", "ConvNet", "Problem", "QuadraticFamily", "MNISTFamily", "ImageFamily",
+           "CIFARFamily", "JointProblem", "draw_problems", "data"]

@@ -1,4 +1,4 @@
-"""The small convnet of the paper's CIFAR-10 experiments (section 3.3), and batch norm.
+"""The small convnet of the paper's CIFAR-10 experiments (section 3.3).
 
     conv 5x5 (padding 2) → [batch norm] → ReLU → 2x2 max-pool      three times
     flatten → fully connected, 32 ReLU units → linear output
@@ -14,65 +14,8 @@ CIFAR optimizee family uses the second form, since its parameters are the learne
 import numpy as np
 
 import minigrad.functional as F
-from minigrad import Tensor, nn
-
-
-class BatchNorm2d(nn.Module):
-    """Batch normalisation over (N, H, W) for each channel of an (N, C, H, W) input
-    (Ioffe and Szegedy 2015), composed from engine primitives:
-
-        y = (x − μ) / sqrt(σ² + eps) · γ + β         γ (C,) starts at 1, β (C,) at 0
-
-    In training mode μ and σ² are the batch's mean and (biased) variance per channel, and the
-    running averages move towards them: r ← (1 − momentum) r + momentum · batch statistic (the
-    variance's unbiased form, n / (n − 1) σ², as in torch). In eval mode the running averages
-    are used instead. With track_running_stats=False there are no running averages and the
-    batch statistics are used in both modes.
-    """
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, track_running_stats=True,
-                 dtype=np.float32):
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.track_running_stats = track_running_stats
-        self.weight = nn.Parameter(np.ones(num_features), dtype=dtype)
-        self.bias = nn.Parameter(np.zeros(num_features), dtype=dtype)
-        self.running_mean = np.zeros(num_features, dtype) if track_running_stats else None
-        self.running_var = np.ones(num_features, dtype) if track_running_stats else None
-
-    def forward(self, x):
-        return self.forward_with([self.weight, self.bias], x)
-
-    def forward_with(self, params, x):
-        """Normalise x (N, C, H, W) with scale and shift params = [γ (C,), β (C,)]."""
-        weight, bias = params
-        channels = self.num_features
-        if x.ndim != 4 or x.shape[1] != channels:
-            raise ValueError(f"BatchNorm2d: expected input (N, {channels}, H, W), got {x.shape}")
-        per_channel = (1, channels, 1, 1)
-        if self.training or not self.track_running_stats:
-            mean = x.mean(axis=(0, 2, 3), keepdims=True)
-            centered = x - mean
-            var = (centered * centered).mean(axis=(0, 2, 3), keepdims=True)
-            if self.training and self.track_running_stats:
-                n = x.size // channels
-                batch_mean = mean.data.reshape(channels)
-                self.running_mean += self.momentum * (batch_mean - self.running_mean)
-                unbiased = var.data.reshape(channels) * (n / max(n - 1, 1))
-                self.running_var += self.momentum * (unbiased - self.running_var)
-        else:
-            centered = x - Tensor(self.running_mean.reshape(per_channel), dtype=x.dtype)
-            var = Tensor(self.running_var.reshape(per_channel), dtype=x.dtype)
-        normalised = centered / (var + self.eps).sqrt()
-        return normalised * weight.reshape(per_channel) + bias.reshape(per_channel)
-
-    def buffers(self):
-        """(name, array) of the running statistics, which are state but not parameters."""
-        if not self.track_running_stats:
-            return []
-        return [("running_mean", self.running_mean), ("running_var", self.running_var)]
-
-    def __repr__(self):
-        return f"BatchNorm2d({self.num_features}, track_running_stats={self.track_running_stats})"
+from minigrad import nn
+from minigrad.nn import BatchNorm2d
 
 
 class ConvBlock(nn.Module):
@@ -170,33 +113,6 @@ class ConvNet(nn.Module):
         return [fixed[id(p)] if id(p) in fixed
                 else (scale * rng.standard_normal(p.shape)).astype(p.dtype)
                 for p in self.parameters()]
-
-    def buffers(self):
-        """(dotted name, array) of the batch norms' running statistics."""
-        return [(f"blocks.{i}.norm.{name}", array)
-                for i, block in enumerate(self.blocks) if block.norm is not None
-                for name, array in block.norm.buffers()]
-
-    def state_dict(self):
-        """Parameters and the batch norms' running statistics, as copies."""
-        state = super().state_dict()
-        state.update((name, array.copy()) for name, array in self.buffers())
-        return state
-
-    def load_state_dict(self, state):
-        state = dict(state)
-        buffers = self.buffers()
-        missing = [name for name, _ in buffers if name not in state]
-        if missing:
-            raise KeyError(f"load_state_dict: ConvNet state lacks the running statistics {missing}")
-        values = [np.asarray(state.pop(name)) for name, _ in buffers]
-        for (name, array), value in zip(buffers, values):
-            if value.shape != array.shape:
-                raise ValueError(f"load_state_dict: {name} has shape {array.shape} but the state "
-                                 f"holds shape {value.shape}")
-        super().load_state_dict(state)
-        for (_, array), value in zip(buffers, values):
-            array[...] = value
 
     def __repr__(self):
         return (f"ConvNet(in_channels={self.in_channels}, channels={self.channels}, "

@@ -1,4 +1,4 @@
-"""Modules, parameters and layers; the gradient checker itself."""
+"""Modules, parameters, buffers and layers; the gradient checker itself."""
 import numpy as np
 import pytest
 
@@ -64,6 +64,73 @@ def test_load_state_dict_reports_missing_unexpected_and_misshapen_entries():
         model.load_state_dict(state)
 
 
+class Normalised(nn.Module):
+    """Batch norms nested in a list, beside a parameter: buffers at depth two."""
+
+    def __init__(self, first_tracks_running_stats=True):
+        self.norms = [nn.BatchNorm2d(2, track_running_stats=first_tracks_running_stats),
+                      nn.BatchNorm2d(3)]
+        self.scale = nn.Parameter(np.ones(1))
+
+
+RUNNING_STATISTICS = ["norms.0.running_mean", "norms.0.running_var",
+                      "norms.1.running_mean", "norms.1.running_var"]
+
+
+def test_module_finds_buffers_in_attributes_lists_and_submodules():
+    model = Normalised()
+    assert [name for name, _ in model.named_buffers()] == RUNNING_STATISTICS
+    assert model.buffers()[0] is model.norms[0].running_mean
+    assert [name for name, _ in model.named_parameters()] == [
+        "norms.0.weight", "norms.0.bias", "norms.1.weight", "norms.1.bias", "scale"]
+
+
+def test_a_buffer_set_to_none_is_no_buffer():
+    model = Normalised(first_tracks_running_stats=False)
+    assert [name for name, _ in model.named_buffers()] == RUNNING_STATISTICS[2:]
+
+
+def test_a_shared_module_contributes_its_buffers_once():
+    class Shared(nn.Module):
+        def __init__(self):
+            self.a = self.b = nn.BatchNorm2d(2)
+    assert [name for name, _ in Shared().named_buffers()] == ["a.running_mean", "a.running_var"]
+
+
+def test_state_dict_carries_buffers_after_parameters_as_copies():
+    model = Normalised()
+    state = model.state_dict()
+    assert list(state)[-4:] == RUNNING_STATISTICS
+    state["norms.0.running_mean"][:] = 7
+    np.testing.assert_array_equal(model.norms[0].running_mean, [0, 0])
+
+
+def test_load_state_dict_restores_buffers_in_place():
+    source, target = Normalised(), Normalised()
+    source.norms[1].running_var[:] = [2.0, 3.0, 4.0]
+    running_var = target.norms[1].running_var
+    target.load_state_dict(source.state_dict())
+    assert target.norms[1].running_var is running_var
+    np.testing.assert_array_equal(running_var, [2.0, 3.0, 4.0])
+
+
+def test_load_state_dict_reports_missing_unexpected_and_misshapen_buffers():
+    model = Normalised()
+    state = model.state_dict()
+    del state["norms.1.running_var"]
+    state["norms.0.running_max"] = np.zeros(2)
+    with pytest.raises(KeyError, match=r"missing \['norms.1.running_var'\], "
+                                       r"unexpected \['norms.0.running_max'\]"):
+        model.load_state_dict(state)
+    state = model.state_dict()
+    state["scale"] = np.full(1, 5.0)
+    state["norms.0.running_mean"] = np.zeros(3)
+    with pytest.raises(ValueError, match=r"norms.0.running_mean has shape \(2,\) but the state "
+                                         r"holds shape \(3,\)"):
+        model.load_state_dict(state)
+    assert model.scale.data[0] == 1                  # nothing is loaded unless everything fits
+
+
 def test_layers_are_reproducible_from_a_seed():
     np.testing.assert_array_equal(nn.Linear(3, 2, rng=5).weight.data, nn.Linear(3, 2, rng=5).weight.data)
     mg.manual_seed(3)
@@ -102,3 +169,64 @@ def test_gradcheck_catches_a_wrong_backward(rng):
 def test_gradcheck_wants_float_tensors():
     with pytest.raises(TypeError, match="input 0 must be a floating-point Tensor"):
         mg.gradcheck(lambda t: t, [np.ones(2)])
+
+
+# ----- BatchNorm2d -----
+def batch(seed=0, shape=(8, 3, 4, 4)):
+    rng = np.random.default_rng(seed)
+    return 3 * rng.standard_normal(shape) + np.array([1.0, -2.0, 5.0])[:, None, None]
+
+
+def test_batch_norm_in_training_normalises_each_channel_over_the_batch():
+    out = nn.BatchNorm2d(3, dtype=np.float64)(mg.Tensor(batch(), dtype=np.float64)).data
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-12)
+    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), 1, atol=1e-4)
+
+
+def test_batch_norm_training_moves_running_statistics_by_momentum():
+    norm = nn.BatchNorm2d(3, momentum=0.1, dtype=np.float64)
+    x = batch()
+    norm(mg.Tensor(x, dtype=np.float64))
+    n = x.size // 3
+    np.testing.assert_allclose(norm.running_mean, 0.1 * x.mean(axis=(0, 2, 3)))
+    np.testing.assert_allclose(norm.running_var, 0.9 + 0.1 * x.var(axis=(0, 2, 3)) * n / (n - 1))
+
+
+def test_batch_norm_in_eval_uses_running_statistics_and_leaves_them_alone():
+    norm = nn.BatchNorm2d(3, dtype=np.float64)
+    for seed in range(3):
+        norm(mg.Tensor(batch(seed), dtype=np.float64))
+    norm.weight.data[:] = [1.0, 2.0, 3.0]
+    norm.bias.data[:] = [0.0, 0.5, -1.0]
+    mean, var = norm.running_mean.copy(), norm.running_var.copy()
+    x = batch(9)
+    out = norm.eval()(mg.Tensor(x, dtype=np.float64)).data
+    expected = ((x - mean[:, None, None]) / np.sqrt(var[:, None, None] + norm.eps)
+                * norm.weight.data[:, None, None] + norm.bias.data[:, None, None])
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    np.testing.assert_array_equal(norm.running_mean, mean)
+    np.testing.assert_array_equal(norm.running_var, var)
+    train_out = norm.train()(mg.Tensor(x, dtype=np.float64)).data
+    assert not np.allclose(train_out, out)
+
+
+def test_batch_norm_without_running_stats_uses_batch_statistics_in_eval_too():
+    norm = nn.BatchNorm2d(3, track_running_stats=False, dtype=np.float64)
+    x = mg.Tensor(batch(), dtype=np.float64)
+    np.testing.assert_array_equal(norm.eval()(x).data, norm.train()(x).data)
+    assert norm.running_mean is None and norm.buffers() == []
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_gradients_match_finite_differences(training, rng):
+    norm = nn.BatchNorm2d(2, dtype=np.float64)
+    norm.running_mean[:] = [0.3, -0.2]
+    norm.running_var[:] = [1.5, 0.7]
+    norm.train(training)
+    assert mg.gradcheck(lambda x, weight, bias: norm.forward_with([weight, bias], x),
+                        [tensor64(rng, (3, 2, 2, 3)), norm.weight, norm.bias])
+
+
+def test_batch_norm_keeps_float32():
+    out = nn.BatchNorm2d(3)(mg.Tensor(batch()))
+    assert out.dtype == np.float32
