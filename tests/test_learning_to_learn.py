@@ -117,3 +117,23 @@ def test_the_installed_console_script_and_the_example_are_the_same_command():
                     [sys.executable, str(root / "examples" / "learning_to_learn.py"), "--help"]):
         result = subprocess.run(command, capture_output=True, text=True, cwd=root, check=True)
         assert "usage: learning-to-learn" in result.stdout and "reproduce" in result.stdout
+
+
+def test_the_command_restarts_itself_once_with_one_blas_thread_for_each_unset_variable(
+        monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli.os, "execv", lambda program, argv: calls.append((program, argv)))
+    monkeypatch.setattr(cli, "main", lambda argv=None: calls.append("main"))
+    monkeypatch.setattr(sys, "orig_argv", ["python3", "-X", "dev", "run.py", "train", "--seed", "1"])
+    monkeypatch.setattr(cli.os, "name", "posix")
+    monkeypatch.setattr(sys, "gettrace", lambda: None)     # pytest's coverage, if any, aside
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    cli.console_main()
+    assert calls[0] == (sys.executable, [sys.executable, "-X", "dev", "run.py", "train",
+                                         "--seed", "1"])
+    assert [cli.os.environ[v] for v in cli.BLAS_THREAD_VARIABLES] == ["1", "4", "1"]
+    calls.clear()
+    cli.console_main()                       # every variable set now: no restart, just main
+    assert calls == ["main"]

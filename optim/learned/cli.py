@@ -5,7 +5,8 @@
         --steps 100 --tests 100 --seed 0 --out runs/quadratic/compare-100
     learning-to-learn reproduce --task mnist --out runs/mnist
 
-(`python examples/learning_to_learn.py ...` in a source checkout is the same command.)
+(`python examples/learning_to_learn.py ...` and `python -m optim.learned.cli ...` run the same
+command.)
 
 train      meta-trains the LSTM optimizer on the task's family; writes DIR/optimizer.npz (the best
            network by validation) and DIR/checkpoint.npz (run again with --resume to continue).
@@ -13,8 +14,9 @@ compare    tunes the baselines' learning rates on validation problems, runs ever
            same fresh test problems, and writes DIR/compare.json, compare.md and compare.png.
 reproduce  train into DIR/train, then compare into DIR/compare-STEPS with the paper's settings.
 
-Tasks: quadratic, mnist, mnist-40, mnist-2layer, mnist-relu (the last three test the optimizer
-trained on the base mnist net, as in the paper's figure 5), cifar (needs CIFAR-10 on disk).
+Tasks (the paper's section 3): quadratic, mnist, mnist-40, mnist-2layer, mnist-relu (the last
+three test the optimizer trained on the base mnist net, as in the paper's figure 5), cifar (needs
+CIFAR-10 on disk).
 """
 import argparse
 import os
@@ -27,9 +29,9 @@ from .tasks import TASKS
 
 # The optimizer network's matmuls are tall and thin ((coordinates, 40) @ (40, 80)): on the
 # 2-core machine of benchmarks/README.md two BLAS threads made meta-training slower (+7% MNIST,
-# +55% quadratic), and on a busy machine much slower. So one thread unless the user says
-# otherwise. It must be set before numpy is imported, and importing this package imports numpy,
-# so the command restarts itself once with the setting (`console_main`).
+# +55% quadratic), and on a busy machine much slower. So each of these variables that the user
+# has not set defaults to one thread. They must be set before numpy is imported, and importing
+# this package imports numpy, so the command restarts itself once with them (`console_main`).
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -112,14 +114,21 @@ def main(argv=None):
 
 
 def console_main():
-    """The command (`learning-to-learn`, examples/learning_to_learn.py): main() with one BLAS
-    thread by default. A process that lacks the setting restarts itself once with it."""
+    """The command: `learning-to-learn`, examples/learning_to_learn.py and `python -m
+    optim.learned.cli`. It is main() with one BLAS thread by default.
+
+    A process missing one of BLAS_THREAD_VARIABLES sets it to "1" and replaces itself, once,
+    with the same command line: same interpreter, same flags, same script or module. So it
+    never returns to a caller in Python. On Windows, where a process cannot replace itself,
+    and under a debugger or profiler, it runs main() as it is.
+    """
     missing = [variable for variable in BLAS_THREAD_VARIABLES if variable not in os.environ]
-    if missing:
+    if (missing and os.name == "posix" and sys.executable
+            and sys.gettrace() is None and sys.getprofile() is None):
         os.environ.update(dict.fromkeys(missing, "1"))
-        os.execv(sys.executable, [sys.executable, "-m", "optim.learned.cli", *sys.argv[1:]])
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     main()
 
 
 if __name__ == "__main__":
-    main()
+    console_main()
