@@ -24,16 +24,23 @@ else (counters, histories, random generator states), so that a run resumes exact
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_beside(path):
+    """(file descriptor, name) of a new hidden file in path's folder, opened for writing with
+    mode 0666 less the umask, as open() would create it."""
+    folder, name = os.path.split(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 @contextlib.contextmanager
@@ -49,11 +56,9 @@ def atomic_write(path, mode="wb"):
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = _create_beside(path)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()
@@ -152,7 +157,7 @@ def read_checkpoint(path, what, optimizers=()):
                 state.setdefault(int(index), {})[name] = value
             states[prefix] = {"state": state, "param_groups": record.pop(f"{prefix}_groups")}
     except (KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{os.fspath(path)}: not a readable {what}: {error!r}") from None
+        raise ValueError(f"{os.fspath(path)}: not a readable {what}: {error}") from None
     arrays = {k: v for k, v in arrays.items()
               if not any(k.startswith(prefix + "/") for prefix in optimizers)}
     return arrays, record, states
