@@ -195,35 +195,42 @@ def test_separate_networks_for_parameter_groups():
         LearnedOptimizer(params, networks, assign={0: "rnn"})
 
 
-def test_the_meta_training_unroll_and_the_plain_optimizer_produce_identical_theta_sequences():
+@pytest.mark.parametrize("problem_dtype, network_dtype", [
+    (np.float32, "float32"), (np.float64, "float64"), (np.float64, "float32")])
+def test_the_meta_training_unroll_and_the_plain_optimizer_produce_identical_theta_sequences(
+        problem_dtype, network_dtype):
     # an MLP problem, so that each network's coordinates are several tensors joined and cut
     rng = np.random.default_rng(0)
-    family = MNISTFamily(hidden=(5,), batch_size=8, data=(rng.random((40, 12)),
-                                                          rng.integers(0, 10, 40)))
+    family = MNISTFamily(hidden=(5,), batch_size=8, dtype=problem_dtype,
+                         data=(rng.random((40, 12)), rng.integers(0, 10, 40)))
     problem = family.sample(rng)
     theta0 = problem.init_params(rng)
-    networks = {"weights": CoordinatewiseLSTM(NetworkConfig(seed=1)),
-                "biases": CoordinatewiseLSTM(NetworkConfig(seed=2))}
-    assign = {1: "biases", 3: "biases"}               # [W1, b1, W2, b2]
-    trajectory = Trajectory(problem, networks, theta0, assign, default="weights")
+    networks = {"weights": CoordinatewiseLSTM(NetworkConfig(seed=1, dtype=network_dtype)),
+                "biases": CoordinatewiseLSTM(NetworkConfig(seed=2, dtype=network_dtype))}
+    assign = {0: "weights", 1: "biases", 2: "weights", 3: "biases"}     # [W1, b1, W2, b2]
+    trajectory = Trajectory(problem, networks, theta0, assign)
     in_meta_graph = []
     for _ in range(2):                                # two unrolls of 3, cut in between
-        unroll(networks, trajectory, 3)
-        in_meta_graph.append([p.data.copy() for p in trajectory.params()])
+        for _ in range(3):
+            trajectory.advance(networks)
+            in_meta_graph.append([p.data.copy() for p in trajectory.params()])
         trajectory.detach()
-    params = [mg.Tensor(a, requires_grad=True) for a in theta0]
-    optimizer = LearnedOptimizer(params, networks, assign, default="weights")
+    params = [mg.Tensor(a, requires_grad=True, dtype=a.dtype) for a in theta0]
+    optimizer = LearnedOptimizer(params, networks, assign)
     plain = []
     for step in range(6):
         problem.loss(params, step).backward()
         optimizer.step()
         optimizer.zero_grad()
-        if step % 3 == 2:
-            plain.append([p.data.copy() for p in params])
+        plain.append([p.data.copy() for p in params])
     for theta_meta, theta_plain in zip(in_meta_graph, plain):
         for a, b in zip(theta_meta, theta_plain):
+            assert a.dtype == b.dtype == problem_dtype
             np.testing.assert_array_equal(a, b)
     assert not np.array_equal(plain[0][0], theta0[0])
+    np.testing.assert_array_equal(learned_losses(networks, problem, theta0, 6, assign)[1:],
+                                  [problem.loss_value(theta, t + 1)
+                                   for t, theta in enumerate(plain)])
 
 
 def test_coordinate_layout_joins_each_networks_parameters_and_cuts_them_back():

@@ -35,7 +35,7 @@ from models.problems import JointProblem, draw_problems
 
 from ..classic import Adam
 from .network import CoordinatewiseLSTM, detach_state, save_networks
-from .optimizer import CoordinateLayout, learned_losses
+from .optimizer import CoordinateLayout, learned_losses, propose
 
 
 class MetaTrainingError(RuntimeError):
@@ -47,9 +47,9 @@ class Trajectory:
     inside the meta-graph.
 
     Each network updates its own parameters, flattened and joined into one vector by a
-    `CoordinateLayout` (the plain `LearnedOptimizer` uses the same one): theta[name] is a
-    (n_name,) tensor and state[name] the network's (h, c) per layer. `params()` gives the
-    problem its parameter tensors back in its own order and shapes.
+    `CoordinateLayout`, and steps by `propose`, as in the plain `LearnedOptimizer`:
+    theta[name] is a (n_name,) tensor and state[name] the network's (h, c) per layer.
+    `params()` gives the problem its parameter tensors back in its own order and shapes.
     """
 
     def __init__(self, problem, networks, theta0, assign=None, default=None):
@@ -58,8 +58,7 @@ class Trajectory:
         self.layout = CoordinateLayout([p.shape for p in theta0], networks, assign, default)
         self.theta = {name: mg.Tensor(flat, requires_grad=True, dtype=theta0[0].dtype)
                       for name, flat in self.layout.join(theta0).items()}
-        self.state = {name: networks[name].initial_state(self.theta[name].size)
-                      for name in self.theta}
+        self.state = self.layout.initial_states(networks)
         self.loss, self.grad = self.evaluate()
 
     def params(self):
@@ -75,9 +74,8 @@ class Trajectory:
     def advance(self, networks):
         """One optimizer step: theta += m(grad f(theta)); returns f at the new theta (a tensor in
         the meta-graph)."""
-        for name, theta in self.theta.items():
-            update, self.state[name] = networks[name](self.grad[name], self.state[name])
-            self.theta[name] = theta + update
+        updates, self.state = propose(networks, self.grad, self.state)
+        self.theta = {name: theta + updates[name] for name, theta in self.theta.items()}
         self.step += 1
         self.loss, self.grad = self.evaluate()
         return self.loss
@@ -371,7 +369,8 @@ class MetaTrainer:
             self.validation = [tuple(v) for v in record["validation"]]
             self.rng.bit_generator.state = record["rng"]
             if self.averaged is not None:
-                self.averaged = [np.array(arrays[f"average/{i}"], dtype=p.data.dtype)
+                average = unprefixed(arrays, "average")
+                self.averaged = [np.array(average[str(i)], dtype=p.data.dtype)
                                  for i, p in enumerate(self.params)]
             if record["best"] is not None:
                 snapshot = {name: unprefixed(arrays, f"best/{name}") for name in self.networks}
