@@ -15,7 +15,6 @@ import numpy as np
 
 import minigrad.functional as F
 from minigrad import nn
-from minigrad.nn import BatchNorm2d
 
 
 class ConvBlock(nn.Module):
@@ -25,7 +24,7 @@ class ConvBlock(nn.Module):
                  track_running_stats=True, rng=None, dtype=np.float32):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
                               bias=not batch_norm, rng=rng, dtype=dtype)
-        self.norm = (BatchNorm2d(out_channels, track_running_stats=track_running_stats,
+        self.norm = (nn.BatchNorm2d(out_channels, track_running_stats=track_running_stats,
                                  dtype=dtype) if batch_norm else None)
         self.n_params = len(self.parameters())
 

@@ -5,6 +5,8 @@ every optimizer run on the same fresh test problems.
 The baselines run the pure update rules of `optim.functional` on the problem's parameter
 arrays; other hyperparameters stay at their common defaults (NAG: Nesterov momentum 0.9).
 """
+from functools import partial
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -12,10 +14,10 @@ from .. import functional as OF
 from .optimizer import learned_losses
 
 BASELINES = {         # name -> (learning rate -> update rule)
-    "SGD": lambda lr: OF.sgd(lr),
-    "RMSprop": lambda lr: OF.rmsprop(lr),
-    "Adam": lambda lr: OF.adam(lr),
-    "NAG": lambda lr: OF.sgd(lr, momentum=0.9, nesterov=True),
+    "SGD": OF.sgd,
+    "RMSprop": OF.rmsprop,
+    "Adam": OF.adam,
+    "NAG": partial(OF.sgd, momentum=0.9, nesterov=True),
 }
 
 
@@ -41,6 +43,8 @@ def baseline_losses(name, lr, problem, theta0, steps):
             for i, (g, p, s) in enumerate(zip(grads, params, states)):
                 params[i], states[i] = rule.update(g, p, s)
     return losses
+
+
 def tune_learning_rate(name, problems, steps, grid=None, progress=False):
     """The grid learning rate with the lowest mean final loss over `problems` (a list of
     (problem, theta0)); returns (best lr, {lr: mean final loss})."""

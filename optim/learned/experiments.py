@@ -1,6 +1,6 @@
-"""The paper's experiments as functions: `train` meta-trains an optimizer on a task, `compare`
-tests it against the tuned baselines, `reproduce` does both with the task's settings. The
-command line (optim/learned/cli.py) is a thin front over these.
+"""The paper's experiments (section 3) as functions: `train` meta-trains an optimizer on a task
+(section 2), `compare` tests it against the tuned baselines, `reproduce` does both with the
+task's settings. The command line (optim/learned/cli.py) is a thin front over these.
 """
 import os
 import time
@@ -103,7 +103,7 @@ def compare(task, optimizer, out, *, steps=100, tests=100, seed=0, test_split="t
     report = build_report(results, learning_rates, searches, task=task, steps=steps,
                           tests=tests, seed=seed, test_split=test_split,
                           optimizer=os.path.abspath(optimizer))
-    print(write_report(report, out))
+    write_report(report, out)
     print(f"compare took {elapsed:.0f} s; wrote {out}/compare.json, compare.md, compare.png")
     return report
 

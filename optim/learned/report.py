@@ -1,5 +1,5 @@
-"""What a comparison writes: compare.json (every figure), compare.md (the table) and
-compare.png (the loss curves), all written atomically."""
+"""What a comparison (paper, section 3) writes: compare.json (every figure), compare.md (the
+table) and compare.png (the loss curves), all written atomically."""
 import json
 import os
 
@@ -16,14 +16,16 @@ def _floats(array):
     return [None if not np.isfinite(v) else float(v) for v in array]
 
 
-def build_report(results, learning_rates, searches, **settings):
-    """The comparison as plain data: `settings` (task, steps, tests, seed, test_split,
-    optimizer), then per optimizer its learning rate (None for the learned one), the mean and
-    standard error of the loss at every step, and the mean sum of losses at steps 1..steps;
-    then each baseline's learning rate search."""
-    report = dict(settings, optimizers={},
-                  lr_search={name: {f"{lr:.6g}": s for lr, s in scores.items()}
-                             for name, scores in searches.items()})
+def build_report(results, learning_rates, searches, *, task, steps, tests, seed, test_split,
+                 optimizer):
+    """The comparison as plain data, the content of compare.json: the settings, then per
+    optimizer its learning rate (None for the learned one), the mean and standard error of the
+    loss at every step, and the mean sum of losses at steps 1..steps; then each baseline's
+    learning rate search ({lr: mean final loss})."""
+    report = {"task": task, "steps": steps, "tests": tests, "seed": seed,
+              "test_split": test_split, "optimizer": optimizer, "optimizers": {},
+              "lr_search": {name: {f"{lr:.6g}": s for lr, s in scores.items()}
+                            for name, scores in searches.items()}}
     for name, losses in results.items():
         mean, stderr = summarize(losses)
         report["optimizers"][name] = {"lr": learning_rates.get(name), "mean": _floats(mean),
@@ -82,10 +84,10 @@ def plot(report, path):
 
 
 def write_report(report, out):
-    """Write out/compare.json, compare.md and compare.png; returns the table."""
+    """Write out/compare.json and compare.md, print the table, then write compare.png."""
     table = markdown_table(report)
     write_text(os.path.join(out, "compare.json"), json.dumps(report, indent=1))
     write_text(os.path.join(out, "compare.md"), table)
+    print(table)
     if not plot(report, os.path.join(out, "compare.png")):
         print("matplotlib is not installed (pip install -e '.[plot]'): no compare.png")
-    return table

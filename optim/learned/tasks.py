@@ -30,11 +30,11 @@ class Task:
     meta_subset: bool = False         # meta-train on problems that each see as many digits as
                                       # a test problem does (a random subset of the training split)
     networks: tuple = ("all",)
-    assign: object = None             # problem -> {param index: network name}
+    param_networks: object = None     # problem -> {param index: network name}
 
     def assignment(self, problem):
         """{parameter index: network name} for `problem`, or None for one network."""
-        return self.assign(problem) if self.assign else None
+        return self.param_networks(problem) if self.param_networks else None
 
 
 def _quadratic(split, **data):
@@ -80,5 +80,5 @@ TASKS = {
     # Section 3.3: one network for the convolutional parameters, one for the fully connected.
     "cifar": Task(make_family=_cifar, network=MNIST_NETWORK, meta=CIFAR_META, tests=20,
                   tune_problems=2, networks=("conv", "fc"),
-                  assign=lambda problem: problem.param_groups()),
+                  param_networks=lambda problem: problem.param_groups()),
 }
