@@ -19,7 +19,9 @@ def manual_seed(seed):
     _default_rng = np.random.default_rng(seed)
 
 
-def _rng(rng):
+def generator(rng):
+    """The random generator a layer initialises from: `rng` if it is one, a new one seeded with
+    it if it is a seed, the default that `manual_seed` reseeds if it is None."""
     if rng is None:
         return _default_rng
     if isinstance(rng, np.random.Generator):
@@ -151,7 +153,7 @@ class Linear(Module):
     """y = x @ W + b, W of shape (in_features, out_features), initialised U(-1/sqrt(in), 1/sqrt(in))."""
 
     def __init__(self, in_features, out_features, bias=True, rng=None, dtype=np.float32):
-        rng = _rng(rng)
+        rng = generator(rng)
         bound = 1 / np.sqrt(in_features)
         self.weight = Parameter(rng.uniform(-bound, bound, (in_features, out_features)), dtype=dtype)
         self.bias = Parameter(rng.uniform(-bound, bound, out_features), dtype=dtype) if bias else None
@@ -164,7 +166,7 @@ class LSTMCell(Module):
     """One LSTM step (see functional.lstm_cell); state (h, c) defaults to zeros."""
 
     def __init__(self, input_size, hidden_size, rng=None, dtype=np.float32):
-        rng = _rng(rng)
+        rng = generator(rng)
         bound = 1 / np.sqrt(hidden_size)
         self.hidden_size = hidden_size
         self.weight = Parameter(rng.uniform(-bound, bound, (input_size + hidden_size, 4 * hidden_size)),
@@ -184,7 +186,7 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  rng=None, dtype=np.float32):
-        rng = _rng(rng)
+        rng = generator(rng)
         kh, kw = F._pair(kernel_size, "kernel_size", "Conv2d")
         bound = 1 / np.sqrt(in_channels * kh * kw)
         self.stride, self.padding = stride, padding

@@ -51,7 +51,7 @@ class ConvNet(nn.Module):
     def __init__(self, in_channels=3, channels=(16, 16, 16), hidden=(32,), num_classes=10,
                  image_size=32, kernel_size=5, batch_norm=False, track_running_stats=True,
                  rng=None, dtype=np.float32):
-        rng = nn._rng(rng)
+        rng = nn.generator(rng)
         channels = tuple(int(c) for c in channels)
         hidden = (int(hidden),) if np.ndim(hidden) == 0 else tuple(int(h) for h in hidden)
         height, width = (image_size, image_size) if np.ndim(image_size) == 0 else image_size

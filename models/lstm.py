@@ -19,7 +19,7 @@ class LSTM(nn.Module):
     def __init__(self, input_size, hidden_size, num_layers=1, rng=None, dtype=np.float32):
         if num_layers < 1:
             raise ValueError(f"LSTM: num_layers must be at least 1, got {num_layers}")
-        rng = nn._rng(rng)
+        rng = nn.generator(rng)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.cells = [nn.LSTMCell(input_size if layer == 0 else hidden_size, hidden_size,
                                   rng=rng, dtype=dtype)

@@ -62,7 +62,7 @@ class MLP(nn.Module):
         self.activation = activation
         self._act = activation_function(activation)
         self.sizes = sizes
-        rng = nn._rng(rng)
+        rng = nn.generator(rng)
         self.layers = [nn.Linear(n_in, n_out, rng=rng, dtype=dtype)
                        for n_in, n_out in zip(sizes[:-1], sizes[1:])]
 
