@@ -1,7 +1,15 @@
-import numpy as np
-import pytest
+import os
 
-import minigrad as mg
+# One BLAS thread, as the learning-to-learn command uses (optim/learned/cli.py says why): the
+# tests' matmuls are small, and on a busy 2-core machine a second thread made them several
+# times slower. Set before numpy is first imported; a value the user set is kept.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import minigrad as mg  # noqa: E402
 
 
 @pytest.fixture
