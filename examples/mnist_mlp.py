@@ -5,9 +5,9 @@
 
 The default network is the optimizee of the paper's MNIST experiment (section 3.2): one hidden
 layer of 20 sigmoid units, minibatches of 128. Every optimizer starts from the same
-initialisation and sees the same minibatches (both seeded). Without full MNIST in the data
-directory, `load_mnist` gives the 5,000 digits shipped with the project (4,000 train, 1,000
-test); see `models/data/`.
+initialisation and sees the same minibatches (both seeded). The data is full MNIST (60,000
+training and 10,000 test digits), from the copy shipped with the project unless one is in the
+data directory; see `models/data/`.
 """
 import argparse
 import time
@@ -24,8 +24,9 @@ from models import MLP
 from models.data import Batches, load_mnist
 
 # Default learning rates for the default network: from a search over 1e-3, 3e-3, ..., 1, 3
-# (10 epochs on the shipped subset, judged by training loss), taking the smaller rate where
-# two were close. Heavy ball and Nesterov at 0.1 take steps like SGD's at 1.0 (1 / (1 - 0.9)).
+# (10 epochs on 4,000 of the training digits, judged by training loss), taking the smaller
+# rate where two were close. Heavy ball and Nesterov at 0.1 take steps like SGD's at 1.0
+# (1 / (1 - 0.9)).
 OPTIMIZERS = {
     "sgd": (1.0, lambda params, lr: optim.SGD(params, lr=lr)),
     "momentum": (0.1, lambda params, lr: optim.SGD(params, lr=lr, momentum=0.9)),

@@ -4,7 +4,7 @@
 - Optimizee families for the learned optimizer (paper section 3): `QuadraticFamily`,
   `MNISTFamily`, `ImageFamily`, `CIFARFamily`, and `JointProblem` (models/problems.py).
 - Data (the package `models.data`): `load_mnist`, `load_fashion_mnist`, `load_cifar10`,
-  `read_idx`, `Batches`, and the shipped MNIST subset.
+  `read_idx`, `Batches`; full MNIST is shipped, so `load_mnist` works offline.
 """
 from . import data
 from .convnet import ConvNet

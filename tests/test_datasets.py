@@ -1,7 +1,8 @@
-"""Specification of models.data: the IDX reader, where loaders look, downloads, the 5k subset.
+"""Specification of models.data: the IDX reader, where loaders look, downloads, shipped MNIST.
 
-Everything runs on small generated files and a local HTTP server on 127.0.0.1; nothing here
-needs the network. The one test on the real Debian Fashion-MNIST copy skips when it is absent.
+Everything runs on small generated files, the MNIST files shipped in the package and a local
+HTTP server on 127.0.0.1; nothing here needs the network. The one test on the real Debian
+Fashion-MNIST copy skips when it is absent.
 """
 
 import gzip
@@ -10,6 +11,7 @@ import http.server
 import io
 import os
 import pickle
+import shutil
 import socket
 import tarfile
 import threading
@@ -20,7 +22,8 @@ import pytest
 
 from models.data import (
     DATA_DIR_ENV_VAR,
-    MNIST_SUBSET_PATH,
+    MNIST_SHIPPED_DIR,
+    MNIST_SHIPPED_SHA256,
     REMOTES,
     DatasetError,
     DownloadError,
@@ -31,7 +34,7 @@ from models.data import (
     load_mnist,
     read_idx,
 )
-from models.data import mnist
+from models.data import mnist, sources
 
 IDX_TYPE_CODES = {
     np.uint8: 0x08,
@@ -226,7 +229,7 @@ def test_read_idx_rejects_an_empty_file(tmp_path):
 
 
 @pytest.mark.parametrize("gz", [True, False], ids=["gzip", "raw"])
-def test_load_mnist_reads_the_full_copy_in_the_data_dir(tmp_path, gz):
+def test_a_copy_in_the_data_dir_is_read_rather_than_the_shipped_one(tmp_path, gz):
     images, labels = digits(30)
     write_idx_split(tmp_path / "mnist", "test", images, labels, gz=gz)
 
@@ -252,15 +255,15 @@ def test_data_dir_argument_beats_env_var_which_beats_home_cache(tmp_path, monkey
     assert len(load_mnist("train")[0]) == 30
 
 
-def test_a_data_dir_without_mnist_means_the_shipped_subset_even_if_another_dir_has_it(
+def test_a_data_dir_without_mnist_means_the_shipped_copy_even_if_another_dir_has_it(
     tmp_path, monkeypatch
 ):
-    write_idx_split(tmp_path / "env" / "mnist", "train", *digits(20))
+    write_idx_split(tmp_path / "env" / "mnist", "test", *digits(20))
     monkeypatch.setenv("MINIGRAD_DATA", str(tmp_path / "env"))
 
-    _, _, source = load_mnist("train", data_dir=tmp_path / "empty", return_source=True)
+    _, _, source = load_mnist("test", data_dir=tmp_path / "empty", return_source=True)
 
-    assert source.kind == "shipped_subset"  # one data dir is chosen; it is not a search path
+    assert source.kind == "shipped"  # one data dir is chosen; it is not a search path
 
 
 def test_mismatched_image_and_label_counts_raise_naming_both_files(tmp_path):
@@ -293,7 +296,9 @@ def test_labels_outside_0_to_9_raise(tmp_path):
         load_mnist("train", data_dir=tmp_path)
 
 
-def test_half_a_split_in_the_data_dir_raises_instead_of_quietly_using_the_subset(tmp_path):
+def test_half_a_split_in_the_data_dir_raises_instead_of_quietly_using_the_shipped_copy(
+    tmp_path,
+):
     images, _ = digits(5)
     write_file(tmp_path / "mnist" / "train-images-idx3-ubyte.gz", idx_bytes(images), gz=True)
 
@@ -322,66 +327,126 @@ def test_the_source_is_announced_on_stderr_once(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------
-# The shipped 5k MNIST subset
+# Full MNIST, shipped in the package
 # ---------------------------------------------------------------------------------------
+
+# md5 of the uncompressed official MNIST files, as published with them.
+OFFICIAL_MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+
+def test_the_shipped_folder_holds_exactly_the_four_mnist_files():
+    assert files_in(MNIST_SHIPPED_DIR) == sorted(f"{stem}.gz" for stem in OFFICIAL_MNIST_MD5)
+    assert sorted(MNIST_SHIPPED_SHA256) == files_in(MNIST_SHIPPED_DIR)
+
+
+@pytest.mark.parametrize("name", sorted(MNIST_SHIPPED_SHA256))
+def test_each_shipped_file_has_its_pinned_sha256(name):
+    assert sha256((MNIST_SHIPPED_DIR / name).read_bytes()) == MNIST_SHIPPED_SHA256[name]
+
+
+@pytest.mark.parametrize("stem", sorted(OFFICIAL_MNIST_MD5))
+def test_each_shipped_file_decompresses_to_the_official_mnist_file(stem):
+    raw = gzip.decompress((MNIST_SHIPPED_DIR / f"{stem}.gz").read_bytes())
+
+    assert hashlib.md5(raw).hexdigest() == OFFICIAL_MNIST_MD5[stem]
 
 
 @pytest.fixture(scope="module")
-def subset(tmp_path_factory):
-    empty = tmp_path_factory.mktemp("no-mnist-here")
-    return {
-        split: load_mnist(split, data_dir=empty, return_source=True) for split in ("train", "test")
-    }
+def shipped(tmp_path_factory):
+    """Both splits as ``load_mnist(split)`` returns them with no data-dir copy, no
+    ``$MINIGRAD_DATA`` and no download: ``{split: (images, labels, source)}``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(DATA_DIR_ENV_VAR, raising=False)
+        patch.setenv("HOME", str(tmp_path_factory.mktemp("home-without-mnist")))
+        return {split: load_mnist(split, return_source=True) for split in ("train", "test")}
 
 
-def test_shipped_subset_is_the_offline_default(subset):
-    for _, _, source in subset.values():
-        assert source.kind == "shipped_subset"
-        assert source.location == MNIST_SUBSET_PATH
+def test_the_shipped_copy_is_the_offline_default(shipped):
+    for _, _, source in shipped.values():
+        assert (source.kind, source.location) == ("shipped", MNIST_SHIPPED_DIR)
 
 
-def test_shipped_subset_has_400_train_and_100_test_digits_per_class(subset):
-    train_labels, test_labels = subset["train"][1], subset["test"][1]
+def test_shipped_mnist_is_the_full_60000_train_and_10000_test_digits(shipped):
+    (train_images, train_labels, _), (test_images, test_labels, _) = shipped.values()
 
-    np.testing.assert_array_equal(np.bincount(train_labels, minlength=10), [400] * 10)
-    np.testing.assert_array_equal(np.bincount(test_labels, minlength=10), [100] * 10)
+    assert train_images.shape == (60_000, 784) and train_labels.shape == (60_000,)
+    assert test_images.shape == (10_000, 784) and test_labels.shape == (10_000,)
+    np.testing.assert_array_equal(
+        np.bincount(train_labels), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    )
+    np.testing.assert_array_equal(
+        np.bincount(test_labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    )
 
 
-def test_shipped_subset_is_float32_in_unit_interval_with_int64_labels(subset):
-    for images, labels, _ in subset.values():
-        assert images.dtype == np.float32 and images.shape[1] == 784
-        assert labels.dtype == np.int64 and labels.shape == (len(images),)
+def test_shipped_mnist_is_float32_in_unit_interval_with_int64_labels(shipped):
+    for images, labels, _ in shipped.values():
+        assert images.dtype == np.float32 and labels.dtype == np.int64
         assert images.min() == 0.0 and images.max() == 1.0
 
 
-def test_shipped_subset_splits_share_no_image(subset):
-    def as_bytes(images):
-        return {row.tobytes() for row in np.rint(images * 255).astype(np.uint8)}
-
-    assert not as_bytes(subset["train"][0]) & as_bytes(subset["test"][0])
+def test_shipped_mnist_keeps_the_official_order(shipped):
+    np.testing.assert_array_equal(shipped["train"][1][:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
+    np.testing.assert_array_equal(shipped["test"][1][:10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9])
 
 
-def test_shipped_subset_interleaves_classes_so_any_prefix_is_balanced(subset):
-    for _, labels, _ in subset.values():
-        np.testing.assert_array_equal(labels[:20], list(range(10)) * 2)
+def test_the_shipped_copy_is_announced_on_stderr(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sources, "_announced", set())
+
+    load_mnist("test", data_dir=tmp_path)
+
+    assert f"minigrad: MNIST from the shipped copy {MNIST_SHIPPED_DIR}" in capsys.readouterr().err
 
 
-def test_shipped_subset_loads_identically_every_time(subset, tmp_path):
-    images, labels = load_mnist("test", data_dir=tmp_path)
+@pytest.fixture
+def shipped_copy(tmp_path, monkeypatch):
+    """A copy of the shipped folder in ``tmp_path / "shipped"``, used in its place."""
+    copy = tmp_path / "shipped"
+    shutil.copytree(MNIST_SHIPPED_DIR, copy)
+    monkeypatch.setattr(mnist, "MNIST_SHIPPED_DIR", copy)
+    return copy
 
-    np.testing.assert_array_equal(images, subset["test"][0])
-    np.testing.assert_array_equal(labels, subset["test"][1])
+
+def refuse_to_read(path):
+    raise AssertionError(f"read_idx({path}) called on an unchecked shipped file")
 
 
-def test_a_damaged_shipped_subset_is_reported_not_parsed(tmp_path, monkeypatch):
-    damaged = bytearray(MNIST_SUBSET_PATH.read_bytes())
+def test_a_damaged_shipped_file_is_reported_and_neither_file_is_read(
+    tmp_path, shipped_copy, monkeypatch
+):
+    name = "t10k-labels-idx1-ubyte.gz"  # the split's second file: the first is not read either
+    damaged = bytearray((shipped_copy / name).read_bytes())
     damaged[len(damaged) // 2] ^= 0xFF
-    monkeypatch.setattr(
-        mnist, "MNIST_SUBSET_PATH", write_file(tmp_path / "mnist_5k.npz", bytes(damaged))
-    )
+    (shipped_copy / name).write_bytes(bytes(damaged))
+    monkeypatch.setattr(mnist, "read_idx", refuse_to_read)
 
-    with pytest.raises(DatasetError, match="does not match the shipped file's 970702d9"):
-        load_mnist("train", data_dir=tmp_path)
+    with pytest.raises(DatasetError) as error:
+        load_mnist("test", data_dir=tmp_path / "empty")
+
+    message = str(error.value)
+    assert str(shipped_copy / name) in message
+    assert f"sha256 {sha256(bytes(damaged))}" in message
+    assert f"the shipped file's {MNIST_SHIPPED_SHA256[name]}" in message
+    assert "the copy is damaged, reinstall minigrad" in message
+
+
+def test_a_missing_shipped_file_is_reported_with_the_advice_to_reinstall(
+    tmp_path, shipped_copy, monkeypatch
+):
+    (shipped_copy / "t10k-images-idx3-ubyte.gz").unlink()
+    monkeypatch.setattr(mnist, "read_idx", refuse_to_read)
+
+    with pytest.raises(
+        DatasetError, match=r"t10k-images-idx3-ubyte.gz: cannot read the shipped MNIST file"
+    ) as error:
+        load_mnist("test", data_dir=tmp_path / "empty")
+
+    assert "the installation is incomplete, reinstall minigrad" in str(error.value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -758,7 +823,7 @@ def closed_port():
         return probe.getsockname()[1]
 
 
-def test_offline_download_fails_clearly_and_never_falls_back_to_the_subset(
+def test_offline_download_fails_clearly_and_never_falls_back_to_the_shipped_copy(
     tmp_path, mnist_test_files
 ):
     offline = Remote(
@@ -798,7 +863,7 @@ def test_nothing_is_downloaded_unless_asked(tmp_path, server, mnist_test_files):
 
     _, _, source = load_mnist("test", data_dir=tmp_path, remote=remote, return_source=True)
 
-    assert source.kind == "shipped_subset"
+    assert source.kind == "shipped"
     assert server.requests == []
 
 

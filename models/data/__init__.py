@@ -23,10 +23,11 @@ Where the files come from, first match wins:
 3. A download, only when asked for with ``download=True``: each file is fetched from the
    mirrors in ``REMOTES`` in order, checked against its pinned sha256, and saved into the
    data directory; nothing is left behind by a failed or interrupted download.
-4. MNIST only: when neither 1 nor 3 applies, the 5,000 real digits shipped in
-   ``models/data/mnist_5k.npz`` (see ``models/data/README.md``), split 4,000 train /
-   1,000 test. So ``load_mnist`` works offline out of the box, and gives full MNIST as
-   soon as the files are in the data directory or ``download=True`` is passed.
+4. MNIST only: when neither 1 nor 3 applies, full MNIST (60,000 train / 10,000 test digits)
+   from the official files, shipped gzipped in ``models/data/mnist/`` (``MNIST_SHIPPED_DIR``;
+   see ``models/data/README.md``), each checked against its pinned sha256
+   (``MNIST_SHIPPED_SHA256``) before it is read. So ``load_mnist`` works offline out of
+   the box.
 
 Nothing is downloaded unless asked, because a laptop on a metered link or an offline
 machine should not stall on a 170 MB fetch it did not request; when nothing is found the
@@ -38,8 +39,8 @@ as a third value ``Source`` when the loader is called with ``return_source=True`
 ``Batches`` cuts the arrays into mini-batches, one epoch per iteration.
 
 The modules, one idea each: ``sources`` (the data directory, ``Source``), ``download``
-(mirrors, pinned checksums, ``fetch_file``), ``idx`` (the IDX format), ``mnist`` (MNIST,
-Fashion-MNIST, the shipped subset), ``cifar`` (CIFAR-10), ``labelled`` (the checks every
+(mirrors, pinned checksums, ``fetch_file``), ``idx`` (the IDX format), ``mnist`` (MNIST and its
+shipped copy, Fashion-MNIST), ``cifar`` (CIFAR-10), ``labelled`` (the checks every
 loader's result passes), ``errors``, ``batches``.
 """
 
@@ -48,11 +49,11 @@ from .cifar import load_cifar10
 from .download import REMOTES, Remote, fetch_file
 from .errors import DatasetError, DownloadError
 from .idx import read_idx
-from .mnist import (FASHION_MNIST_SYSTEM_DIR, MNIST_SUBSET_PATH, MNIST_SUBSET_SHA256,
+from .mnist import (FASHION_MNIST_SYSTEM_DIR, MNIST_SHIPPED_DIR, MNIST_SHIPPED_SHA256,
                     load_fashion_mnist, load_mnist)
 from .sources import DATA_DIR_ENV_VAR, Source, resolve_data_dir
 
 __all__ = ["load_mnist", "load_fashion_mnist", "load_cifar10", "read_idx", "Batches",
            "DatasetError", "DownloadError", "Source", "resolve_data_dir", "DATA_DIR_ENV_VAR",
-           "Remote", "REMOTES", "fetch_file", "FASHION_MNIST_SYSTEM_DIR", "MNIST_SUBSET_PATH",
-           "MNIST_SUBSET_SHA256"]
+           "Remote", "REMOTES", "fetch_file", "FASHION_MNIST_SYSTEM_DIR", "MNIST_SHIPPED_DIR",
+           "MNIST_SHIPPED_SHA256"]

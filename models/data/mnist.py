@@ -1,11 +1,10 @@
 """MNIST and Fashion-MNIST: a pair of IDX files (images, labels) per split.
 
-MNIST also has a source of its own: the 5,000 digits shipped in ``mnist_5k.npz`` beside this
-file (see README.md there), so that it loads offline.
+MNIST also has a source of its own: the four official files, shipped gzipped in ``mnist/``
+beside this file (see README.md there), so that full MNIST loads offline.
 """
 
 import hashlib
-import io
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,15 @@ from .labelled import check_labels, check_split, to_float_images
 from .sources import DATA_DIR_ENV_VAR, Source, announce, resolve_data_dir
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
-MNIST_SUBSET_PATH = Path(__file__).parent / "mnist_5k.npz"
-MNIST_SUBSET_SHA256 = "970702d994c498f4ed47376383483ffa572089f72cd489dad1f40f362dbc14bf"
+MNIST_SHIPPED_DIR = Path(__file__).parent / "mnist"
+# sha256 of the shipped .gz files. They were gzipped with `gzip -n -9`, so these differ from
+# the official downloads' digests in REMOTES; the uncompressed bytes are the official ones.
+MNIST_SHIPPED_SHA256 = {
+    "train-images-idx3-ubyte.gz": "0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971",
+    "train-labels-idx1-ubyte.gz": "1787548bbe0bff1ec2ecdc0ef292b02df999e2d1a6002d27500982c652b17203",
+    "t10k-images-idx3-ubyte.gz": "1a1a05eab793c14bb050b398624a11b0ffd1a2953baed553b1b9bd079e2a20be",
+    "t10k-labels-idx1-ubyte.gz": "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b",
+}
 
 _IDX_STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -27,27 +33,30 @@ _IDX_STEMS = {
 
 
 def load_mnist(split, *, data_dir=None, download=False, remote=None, return_source=False):
-    """MNIST digits, from the data directory, a download, or the shipped 5k subset.
+    """MNIST digits, from the data directory, a download, or the shipped copy.
 
-    split: "train" (60,000 images in full MNIST) or "test" (10,000).
+    split: "train" (the 60,000 training digits) or "test" (the 10,000 test digits), in
+        the official order.
     data_dir: folder holding ``mnist/<IDX files>``; default ``$MINIGRAD_DATA`` or
         ``~/.cache/minigrad``.
     download: if the data directory lacks the split's files, fetch them (about 10 MB for
         train) into ``<data dir>/mnist/``. A failed download raises; it never falls back
-        to the subset, because whoever asked for full MNIST should not silently get 5k.
+        to the shipped copy, because whoever asked for the files in the data directory
+        should learn that they did not arrive.
     remote: mirrors and checksums to download from; default ``REMOTES["mnist"]``.
     return_source: also return the ``Source`` the data came from.
 
-    Without full MNIST in the data directory and without ``download=True``, the result is
-    the shipped subset: 5,000 real digits, 500 per class; per class the first 400 are
-    "train" and the last 100 "test", so the splits share no digit. Its images are
-    interleaved by class (0, 1, ..., 9, 0, 1, ...) so any prefix is class-balanced.
+    Without the split in the data directory and without ``download=True``, the result is
+    read from the copy shipped in ``MNIST_SHIPPED_DIR``, the same digits as the official
+    files. A data directory holding only one of the split's two files raises
+    ``DatasetError`` (a half-finished copy is a mistake to report, not a reason to read
+    another copy), unless ``download=True`` fetches the missing one.
 
     Returns ``(images, labels)``: float32 ``(N, 784)`` in [0, 1] and int64 ``(N,)``;
     plus the ``Source`` if ``return_source``.
     """
     check_split(split)
-    root, how = resolve_data_dir(data_dir)
+    root, _ = resolve_data_dir(data_dir)
     folder = root / "mnist"
     found = _find_idx_files(folder, split)
     if all(found):
@@ -58,17 +67,8 @@ def load_mnist(split, *, data_dir=None, download=False, remote=None, return_sour
         found = _download_idx_files(split, remote or REMOTES["mnist"], folder, found)
         source = Source("download", folder)
     else:
-        images, labels = _load_mnist_subset(split)
-        source = Source("shipped_subset", MNIST_SUBSET_PATH)
-        announce(
-            "MNIST",
-            source,
-            hint=(
-                f" (4,000 train / 1,000 test); for all 70,000 digits put the IDX files in "
-                f"{folder} (chosen by {how}) or pass download=True"
-            ),
-        )
-        return (images, labels, source) if return_source else (images, labels)
+        found = _checked_shipped_files(split)
+        source = Source("shipped", MNIST_SHIPPED_DIR)
 
     images, labels = _load_idx_split(*found, image_shape=(28, 28))
     announce("MNIST", source)
@@ -176,28 +176,26 @@ def _load_idx_split(images_path, labels_path, image_shape):
     return to_float_images(images.reshape(len(images), -1)), labels.astype(np.int64)
 
 
-def _load_mnist_subset(split):
-    """The shipped 5k digits, split per class: first 400 train, last 100 test.
+def _checked_shipped_files(split):
+    """The paths of the split's two shipped files, once both match their pinned sha256.
 
-    Returns float32 ``(4000 or 1000, 784)`` and int64 ``(4000 or 1000,)``, interleaved by
-    class. The file's sha256 is checked first (cheap: 0.8 MB) so that a damaged copy is
-    reported as such rather than parsed into wrong digits.
+    Both are checked before either is read (hashing costs a fraction of decompressing), so
+    that a damaged or missing file is reported as such rather than parsed into wrong digits.
     """
-    raw = MNIST_SUBSET_PATH.read_bytes()
-    found = hashlib.sha256(raw).hexdigest()
-    if found != MNIST_SUBSET_SHA256:
-        raise DatasetError(
-            f"{MNIST_SUBSET_PATH}: sha256 {found} does not match the shipped file's "
-            f"{MNIST_SUBSET_SHA256}; the copy is damaged, reinstall minigrad"
-        )
-    with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
-        images, labels = archive["images"], archive["labels"]
-
-    per_class = 500
-    n_train = 400
-    rows = slice(0, n_train) if split == "train" else slice(n_train, per_class)
-    # (per-split count, 10) row-major -> 0, 1, ..., 9, 0, 1, ...
-    index = np.stack(
-        [np.flatnonzero(labels == digit)[rows] for digit in range(10)], axis=1
-    ).reshape(-1)
-    return to_float_images(images[index]), labels[index].astype(np.int64)
+    paths = [MNIST_SHIPPED_DIR / f"{stem}.gz" for stem in _IDX_STEMS[split]]
+    for path in paths:
+        expected = MNIST_SHIPPED_SHA256[path.name]
+        try:
+            found = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise DatasetError(
+                f"{path}: cannot read the shipped MNIST file ({exc.strerror}); expected it "
+                f"in the installed package with sha256 {expected}; the installation is "
+                f"incomplete, reinstall minigrad"
+            ) from None
+        if found != expected:
+            raise DatasetError(
+                f"{path}: sha256 {found} does not match the shipped file's {expected}; "
+                f"the copy is damaged, reinstall minigrad"
+            )
+    return paths

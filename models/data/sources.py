@@ -26,7 +26,8 @@ class Source:
     """Where a loader found its data.
 
     kind: "data_dir", "system" (a copy installed by an OS package), "download" (fetched
-    now into the data directory) or "shipped_subset" (``models/data/mnist_5k.npz``).
+    now into the data directory) or "shipped" (the copy inside the package, MNIST only:
+    ``models/data/mnist/``).
     location: the folder or file read.
     """
 
@@ -38,7 +39,7 @@ class Source:
             "data_dir": "the data directory",
             "system": "the system copy",
             "download": "files just downloaded to",
-            "shipped_subset": "the shipped 5k subset",
+            "shipped": "the shipped copy",
         }
         return f"{descriptions[self.kind]} {self.location}"
 
@@ -46,9 +47,9 @@ class Source:
 _announced = set()
 
 
-def announce(dataset, source, hint=""):
+def announce(dataset, source):
     """Tell the person running the code, once per process, where ``dataset`` came from."""
     if (dataset, source) in _announced:
         return
     _announced.add((dataset, source))
-    print(f"minigrad: {dataset} from {source}{hint}", file=sys.stderr)
+    print(f"minigrad: {dataset} from {source}", file=sys.stderr)
