@@ -45,32 +45,59 @@ def baseline_losses(name, lr, problem, theta0, steps):
     return losses
 
 
+def start_at_end(problem, theta0, steps):
+    """f(theta_0) on the data of step `steps`: where a run of `steps` steps started, measured
+    as its end is (on minibatch problems, the same minibatch)."""
+    with np.errstate(all="ignore"):
+        return problem.loss_and_grad([p.copy() for p in theta0], steps)[0]
+
+
+DIVERGENCE_TOLERANCE = 0.01     # relative: minibatch noise on a plateau is not divergence
+
+
+def diverged(losses, start=None):
+    """Whether a run diverged: some loss is not finite, or the last is more than 1%
+    (DIVERGENCE_TOLERANCE) above `start`, where it started on the data of the last step
+    (`start_at_end`; default: the first loss)."""
+    losses = np.asarray(losses)
+    start = losses[0] if start is None else start
+    return bool(not np.all(np.isfinite(losses))
+                or losses[-1] > start + DIVERGENCE_TOLERANCE * abs(start))
+
+
 def tune_learning_rate(name, problems, steps, grid=None, progress=False):
     """The grid learning rate with the lowest mean final loss over `problems` (a list of
-    (problem, theta0)); returns (best lr, {lr: mean final loss})."""
+    (problem, theta0)), among those at which no run diverged (`diverged`: a loss not finite,
+    or the final loss more than 1% above the initial one on the same data). Returns (best lr, {lr: mean
+    final loss, or None where some run diverged}).
+    """
     grid = learning_rate_grid() if grid is None else grid
+    starts = [start_at_end(problem, theta0, steps) for problem, theta0 in problems]
     scores = {}
     for lr in tqdm(grid, desc=f"tuning {name}", leave=False, disable=not progress):
-        finals = [baseline_losses(name, lr, problem, theta0, steps)[-1] for problem, theta0 in problems]
-        scores[float(lr)] = float(np.mean(finals)) if np.all(np.isfinite(finals)) else float("inf")
-    best = min(scores, key=scores.get)
-    if not np.isfinite(scores[best]):
-        raise RuntimeError(f"tuning {name}: every learning rate in the grid diverged")
-    return best, scores
+        runs = [baseline_losses(name, lr, problem, theta0, steps) for problem, theta0 in problems]
+        scores[float(lr)] = (None if any(diverged(run, start) for run, start in zip(runs, starts))
+                             else float(np.mean([run[-1] for run in runs])))
+    kept = {lr: score for lr, score in scores.items() if score is not None}
+    if not kept:
+        raise RuntimeError(f"tuning {name}: every learning rate in the grid diverged on some "
+                           f"of the {len(problems)} validation problems")
+    return min(kept, key=kept.get), scores
 
 
-def compare_optimizers(networks, test_problems, steps, learning_rates, assign=None,
+def compare_optimizers(learned, test_problems, steps, learning_rates, assign=None,
                        progress=True):
-    """Run the learned optimizer and every baseline (at its given learning rate) on the same test
-    problems. Returns {name: array (n_tests, steps + 1)} of losses at theta_0 ... theta_steps."""
+    """Run each learned optimizer ({name: networks}) and every baseline (at its given learning
+    rate) on the same test problems. Returns {name: array (n_tests, steps + 1)} of losses at
+    theta_0 ... theta_steps, the learned optimizers first."""
     results = {}
-    runs = [("LSTM", None)] + [(name, learning_rates[name]) for name in BASELINES]
+    runs = [(name, None) for name in learned] + [(name, learning_rates[name]) for name in BASELINES]
     for name, lr in runs:
         rows = []
         for problem, theta0 in tqdm(test_problems, desc=f"testing {name}", leave=False,
                                     disable=not progress):
-            if name == "LSTM":
-                rows.append(learned_losses(networks, problem, theta0, steps, assign))
+            if lr is None:
+                rows.append(learned_losses(learned[name], problem, theta0, steps, assign))
             else:
                 rows.append(baseline_losses(name, lr, problem, theta0, steps))
         results[name] = np.array(rows)
