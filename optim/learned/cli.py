@@ -4,14 +4,18 @@
     learning-to-learn compare --task quadratic --optimizer runs/quadratic/train/optimizer.npz \\
         --steps 100 --tests 100 --seed 0 --out runs/quadratic/compare-100
     learning-to-learn reproduce --task mnist --out runs/mnist
+    learning-to-learn compare --task mnist --steps 200 --out runs/mnist/both-200 \\
+        --optimizer seed0=runs/mnist/train/optimizer.npz seed1=runs/mnist-1/train/optimizer.npz
 
 (`python examples/learning_to_learn.py ...` and `python -m optim.learned.cli ...` run the same
 command.)
 
-train      meta-trains the LSTM optimizer on the task's family; writes DIR/optimizer.npz (the best
-           network by validation) and DIR/checkpoint.npz (run again with --resume to continue).
-compare    tunes the baselines' learning rates on validation problems, runs every optimizer on the
-           same fresh test problems, and writes DIR/compare.json, compare.md and compare.png.
+train      meta-trains the LSTM optimizer on the task's family with a recipe (default: paper);
+           writes DIR/optimizer.npz (the best network by validation) and DIR/checkpoint.npz (run
+           again with --resume to continue).
+compare    tunes the baselines' learning rates on validation problems, runs every optimizer (one
+           or more learned ones, and the baselines) on the same fresh test problems, and writes
+           DIR/compare.json, compare.md and compare.png.
 reproduce  train into DIR/train, then compare into DIR/compare-STEPS with the paper's settings.
 
 Tasks (the paper's section 3): quadratic, mnist, mnist-40, mnist-2layer, mnist-relu (the last
@@ -41,72 +45,119 @@ def build_parser():
                                      epilog="\n".join(__doc__.splitlines()[1:]))
     commands = parser.add_subparsers(dest="command", required=True)
     task_choice = dict(choices=sorted(TASKS), required=True, help="the optimizee family")
+    recipes = sorted({name for task in TASKS.values() for name in task.recipes})
 
-    p = commands.add_parser("train", help="meta-train the LSTM optimizer")
-    p.add_argument("--task", **task_choice)
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--epochs", type=int, help="trajectories to train on (default: the task's)")
-    p.add_argument("--meta-lr", type=float, help="Adam's learning rate on the optimizer's weights")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
-    p.add_argument("--preprocess", choices=["on", "off"],
-                   help="gradient preprocessing (appendix A); default: the task's")
-
-    p = commands.add_parser("compare", help="compare against tuned SGD, RMSprop, Adam, NAG")
-    p.add_argument("--task", **task_choice)
-    p.add_argument("--optimizer", required=True, help="an optimizer.npz written by train")
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--tests", type=int, default=100, help="number of test problems")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-
-    p = commands.add_parser("reproduce", help="train, then compare with the paper's settings")
-    p.add_argument("--task", **task_choice)
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--optimizer", help="skip training and test this optimizer.npz")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--meta-lr", type=float)
-    p.add_argument("--tests", type=int)
-    p.add_argument("--steps", type=int, nargs="+",
-                   help="horizons to compare at (default: the task's, 100; mnist: 100 200)")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--preprocess", choices=["on", "off"])
-
-    for name in ("compare", "reproduce"):
-        commands.choices[name].add_argument(
-            "--test-split", choices=["test", "train"], default="test",
-            help="the data the test problems draw their minibatches from: the held-out split "
-                 "(default) or the meta-training split, with fresh θ_0 and minibatch seeds")
-    for p in commands.choices.values():
+    train = commands.add_parser("train", help="meta-train the LSTM optimizer")
+    compare = commands.add_parser("compare", help="compare against tuned SGD, RMSprop, Adam, NAG")
+    reproduce = commands.add_parser("reproduce",
+                                    help="train, then compare with the paper's settings")
+    for p in (train, compare, reproduce):
+        p.add_argument("--task", **task_choice)
+        p.add_argument("--out", required=True, help="output folder")
+        p.add_argument("--seed", type=int, default=0,
+                       help="seeds the networks, the problems and the test problems (default 0)")
+    for p in (train, reproduce):
+        p.add_argument("--recipe", choices=recipes, default="paper",
+                       help="how the optimizer is meta-trained (optim/learned/tasks.py defines "
+                            "each); default: paper")
+        p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
+        p.add_argument("--preprocess", choices=["on", "off"],
+                       help="gradient preprocessing (appendix A); default: the recipe's")
+        p.add_argument("--epochs", type=int, help="trajectories to train on (default: the recipe's)")
+        p.add_argument("--meta-lr", type=float,
+                       help="Adam's learning rate on the optimizer's weights (default: the recipe's)")
+        p.add_argument("--problems-per-update", type=int,
+                       help="problems optimised side by side in each trajectory (default: the "
+                            "recipe's; the paper: 1)")
+        p.add_argument("--average", type=float,
+                       help="validate and save a running average of the weights with this decay "
+                            "per meta-update (default: the recipe's; the paper: none)")
+        p.add_argument("--validate-on", choices=["meta-loss", "late"],
+                       help="the validation figure: the meta-loss (the paper's) or the mean loss "
+                            "from the training horizon to --validation-steps")
+        p.add_argument("--validation-steps", type=int,
+                       help="how far validation runs each problem (default: the training horizon)")
+        p.add_argument("--digits", type=int,
+                       help="each meta-training problem draws its minibatches from its own DIGITS "
+                            "random digits (default: the recipe's; the paper: all)")
+    for p in (compare, reproduce):
+        p.add_argument("--optimizer", nargs="+", metavar="[NAME=]FILE",
+                       help="optimizer.npz files written by train, to compare side by side on the "
+                            "same test problems; name each (paper=a.npz other=b.npz) when there "
+                            "are several" + (" (required)" if p is compare else
+                                             "; skips training"),
+                       required=p is compare)
+        p.add_argument("--tests", type=int, help="number of test problems (default: the task's, 100)")
+        p.add_argument("--test-split", choices=["test", "train"], default="test",
+                       help="the data the test problems draw their minibatches from: the held-out "
+                            "split (default) or the meta-training split, with fresh θ_0 and "
+                            "minibatch seeds")
+    compare.add_argument("--steps", type=int, default=100, help="steps per test problem (default 100)")
+    reproduce.add_argument("--steps", type=int, nargs="+",
+                           help="horizons to compare at (default: the task's, 100; mnist: 100 200)")
+    for p in (train, compare, reproduce):
         p.add_argument("--data-dir", help="where datasets are looked for (default: $MINIGRAD_DATA "
-                                          "or ~/.cache/minigrad); MNIST falls back to the shipped "
-                                          "5,000-digit subset")
+                                          "or ~/.cache/minigrad); MNIST falls back to the copy "
+                                          "shipped with the project")
         p.add_argument("--download", action="store_true",
-                       help="download missing datasets (full MNIST, CIFAR-10) into the data dir")
+                       help="download missing datasets (MNIST, CIFAR-10) into the data dir")
     return parser
 
 
+def learned_optimizers(values):
+    """--optimizer's values as {name: path}: one unnamed file is "LSTM"; several need names."""
+    if values is None:
+        return None
+    named = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or os.path.exists(value):
+            name, path = None, value
+        if name is None and len(values) > 1:
+            raise ValueError(f"--optimizer: several files need a name each (NAME=FILE), as in "
+                             f"paper=runs/a/optimizer.npz; got {value!r} without one")
+        name = name or "LSTM"
+        if name in named:
+            raise ValueError(f"--optimizer: the name {name!r} is given twice")
+        named[name] = path
+    return named
+
+
 def run(args):
-    """Call the experiment function that `args` (parsed by `build_parser`) names."""
+    """Call the experiment function that `args` (parsed by `parse`) names."""
     data = {"data_dir": args.data_dir, "download": args.download}
-    preprocess = None if getattr(args, "preprocess", None) is None else args.preprocess == "on"
+    if args.command in ("train", "reproduce"):
+        training = dict(
+            recipe=args.recipe, resume=args.resume, digits=args.digits,
+            preprocess=None if args.preprocess is None else args.preprocess == "on",
+            epochs=args.epochs, meta_lr=args.meta_lr, problems_per_update=args.problems_per_update,
+            average=args.average, validate_on=args.validate_on,
+            validation_steps=args.validation_steps)
     if args.command == "train":
-        return experiments.train(args.task, args.out, epochs=args.epochs, meta_lr=args.meta_lr,
-                                 seed=args.seed, resume=args.resume, preprocess=preprocess,
-                                 **data)
+        return experiments.train(args.task, args.out, seed=args.seed, **training, **data)
     if args.command == "compare":
         return experiments.compare(args.task, args.optimizer, args.out, steps=args.steps,
-                                   tests=args.tests, seed=args.seed, test_split=args.test_split,
-                                   **data)
-    return experiments.reproduce(args.task, args.out, seed=args.seed, optimizer=args.optimizer,
-                                 epochs=args.epochs, meta_lr=args.meta_lr, tests=args.tests,
-                                 steps=args.steps, resume=args.resume, preprocess=preprocess,
-                                 test_split=args.test_split, **data)
+                                   tests=args.tests or TASKS[args.task].tests, seed=args.seed,
+                                   test_split=args.test_split, **data)
+    return experiments.reproduce(args.task, args.out, seed=args.seed, optimizers=args.optimizer,
+                                 tests=args.tests, steps=args.steps, test_split=args.test_split,
+                                 **training, **data)
+
+
+def parse(argv=None):
+    """The parsed command line, --optimizer as {name: path}; a usage error exits with status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if hasattr(args, "optimizer"):
+        try:
+            args.optimizer = learned_optimizers(args.optimizer)
+        except ValueError as error:
+            parser.error(str(error))
+    return args
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         run(args)
     except (FileNotFoundError, DatasetError) as error:

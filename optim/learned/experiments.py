@@ -1,6 +1,7 @@
 """The paper's experiments (section 3) as functions: `train` meta-trains an optimizer on a task
-(section 2), `compare` tests it against the tuned baselines, `reproduce` does both with the
-task's settings. The command line (optim/learned/cli.py) is a thin front over these.
+(section 2) with one of its recipes, `compare` tests learned optimizers against the tuned
+baselines, `reproduce` does both with the task's settings. The command line
+(optim/learned/cli.py) is a thin front over these.
 """
 import os
 import time
@@ -10,13 +11,16 @@ import numpy as np
 
 from models.problems import draw_problems
 
-from .evaluation import BASELINES, compare_optimizers, learning_rate_grid, tune_learning_rate
+from .evaluation import (BASELINES, compare_optimizers, learning_rate_grid, start_at_end,
+                         tune_learning_rate)
 from .meta import MetaTrainer
 from .network import CoordinatewiseLSTM, load_networks
 from .report import build_report, write_report
 from .tasks import TASKS
 
 PURPOSES = {"tune": 1, "test": 2}
+META_OVERRIDES = ("epochs", "meta_lr", "problems_per_update", "average", "validate_on",
+                  "validation_steps")
 
 
 def problem_set(family, count, seed, purpose):
@@ -25,66 +29,103 @@ def problem_set(family, count, seed, purpose):
     return draw_problems(family, np.random.default_rng([seed, PURPOSES[purpose]]), count)
 
 
-def train(task, out, *, epochs=None, meta_lr=None, seed=0, resume=False, preprocess=None,
-          data_dir=None, download=False):
-    """Meta-train the optimizer of `task` (for a generalisation task: of the task it tests);
-    writes out/optimizer.npz (the best network by validation) and out/checkpoint.npz.
+def recipe_settings(task, recipe=None, *, seed=0, preprocess=None, digits=None, **meta):
+    """The network and meta-training settings `train` uses: the recipe's (default: the task's
+    first), with these overrides. Returns (task trained on, Recipe as overridden).
 
-    epochs, meta_lr: override the task's; preprocess: True or False overrides the network's
-    gradient preprocessing (appendix A). Returns the wall time in seconds.
+    preprocess: True or False overrides the network's gradient preprocessing (appendix A);
+    digits: the recipe's `digits`; meta: MetaConfig fields among META_OVERRIDES (None keeps the
+    recipe's value).
     """
+    unknown = sorted(set(meta) - set(META_OVERRIDES))
+    if unknown:
+        raise TypeError(f"train: unknown meta-training settings {unknown}; the ones a run can "
+                        f"override are {list(META_OVERRIDES)}")
     spec = TASKS[task]
-    if spec.trained_on:
-        print(f"{task}: the paper tests the optimizer trained on '{spec.trained_on}'; "
-              f"training on '{spec.trained_on}'")
-        spec = TASKS[spec.trained_on]
-    meta = replace(spec.meta, seed=seed,
-                   epochs=epochs if epochs is not None else spec.meta.epochs,
-                   meta_lr=meta_lr if meta_lr is not None else spec.meta.meta_lr)
-    data = {"data_dir": data_dir, "download": download}
-    options = {}
-    if spec.meta_subset:
-        options["subset"] = len(spec.make_family("test", **data).labels)
-    family = spec.make_family("train", **data, **options)
-    network = replace(spec.network, seed=seed)
+    trained_on = spec.trained_on or task
+    chosen = spec.recipe(recipe)
+    network = replace(chosen.network, seed=seed)
     if preprocess is not None:
         network = replace(network, preprocess=preprocess)
-    networks = {name: CoordinatewiseLSTM(replace(network, seed=seed + i))
+    config = replace(chosen.meta, seed=seed,
+                     **{name: value for name, value in meta.items() if value is not None})
+    return trained_on, replace(chosen, network=network, meta=config,
+                               digits=chosen.digits if digits is None else digits)
+
+
+def describe(recipe):
+    """One line saying how `recipe` meta-trains, naming every option beyond the paper it uses."""
+    meta = recipe.meta
+    return (f"{meta.epochs} epochs of {meta.steps} steps, unrolled {meta.unroll} at a time, "
+            f"meta-Adam lr {meta.meta_lr}"
+            + (f" decaying to {meta.final_meta_lr}" if meta.final_meta_lr else "")
+            + (f", meta-gradient clipped at norm {meta.clip_norm}" if meta.clip_norm else "")
+            + (f", {meta.problems_per_update} problems per trajectory"
+               if meta.problems_per_update > 1 else "")
+            + (f", each problem on its own {recipe.digits} digits" if recipe.digits else "")
+            + (f", phi averaged (decay {meta.average})" if meta.average is not None else "")
+            + f"; validation: {meta.validate_on} over {meta.validation_steps or meta.steps} steps "
+              f"on {meta.validation_problems} problems every {meta.validate_every} epochs"
+            + f"; network {recipe.network}")
+
+
+def train(task, out, *, recipe=None, seed=0, resume=False, preprocess=None, digits=None,
+          data_dir=None, download=False, **meta):
+    """Meta-train the optimizer of `task` (for a generalisation task: of the task it tests)
+    with `recipe` (default: the task's first, "paper"); writes out/optimizer.npz (the best
+    network by validation) and out/checkpoint.npz.
+
+    Meta-training problems come from the task's "train" split, validation problems from its
+    "validation" split. preprocess, digits and meta (epochs=, meta_lr=, problems_per_update=,
+    average=, validate_on=, validation_steps=) override the recipe: see `recipe_settings`.
+    Returns the wall time in seconds.
+    """
+    trained_on, chosen = recipe_settings(task, recipe, seed=seed, preprocess=preprocess,
+                                         digits=digits, **meta)
+    if trained_on != task:
+        print(f"{task}: the paper tests the optimizer trained on '{trained_on}'; "
+              f"training on '{trained_on}'")
+    spec = TASKS[trained_on]
+    data = {"data_dir": data_dir, "download": download}
+    family = spec.make_family("train", **data, subset=chosen.digits)
+    validation_family = spec.make_family("validation", **data)
+    networks = {name: CoordinatewiseLSTM(replace(chosen.network, seed=seed + i))
                 for i, name in enumerate(spec.networks)}
     sample = family.sample(np.random.default_rng(0))
-    trainer = MetaTrainer(networks, family, meta, out_dir=out, assign=spec.assignment(sample))
-    print(f"meta-training on {family!r}: {meta.epochs} epochs of {meta.steps} steps, unrolled "
-          f"{meta.unroll} at a time, meta-Adam lr {meta.meta_lr}"
-          + (f" decaying to {meta.final_meta_lr}" if meta.final_meta_lr else "")
-          + (f", {meta.problems_per_update} problems per trajectory"
-             if meta.problems_per_update > 1 else "")
-          + (f", phi averaged (decay {meta.average})" if meta.average is not None else "")
-          + f"; validation: {meta.validate_on} over {meta.validation_steps or meta.steps} steps"
-          + f"; network {network}")
+    trainer = MetaTrainer(networks, family, chosen.meta, out_dir=out,
+                          assign=spec.assignment(sample), validation_family=validation_family)
+    print(f"meta-training on {family!r}, validating on {validation_family!r}: "
+          f"{describe(chosen)}")
     start = time.perf_counter()
     best = trainer.fit(resume=resume)
     elapsed = time.perf_counter() - start
-    print(f"best validation {meta.validate_on} {best:.5g} at epoch {trainer.best[1]}; "
+    print(f"best validation {chosen.meta.validate_on} {best:.5g} at epoch {trainer.best[1]}; "
           f"{trainer.skipped} updates skipped; {elapsed:.0f} s")
     print(f"wrote {os.path.join(out, 'optimizer.npz')}")
     return elapsed
 
 
-def compare(task, optimizer, out, *, steps=100, tests=100, seed=0, test_split="test",
+def compare(task, optimizers, out, *, steps=100, tests=100, seed=0, test_split="test",
             data_dir=None, download=False):
     """Tune each baseline's learning rate on the task's validation problems, run every
     optimizer on the same `tests` fresh test problems for `steps` steps, and write
     out/compare.json, compare.md and compare.png. Returns the report (as in compare.json).
 
-    optimizer: a path to an optimizer.npz written by `train`. test_split: the data the test
+    optimizers: a path to an optimizer.npz written by `train` (shown as "LSTM"), or a dict
+    {name: path} of several, each shown under its name. test_split: the data the test
     problems draw their minibatches from, "test" (held out) or "train" (the meta-training
     digits, with fresh theta_0 and minibatch seeds).
     """
     spec = TASKS[task]
-    networks = load_networks(optimizer)
+    paths = optimizers if isinstance(optimizers, dict) else {"LSTM": optimizers}
+    clash = sorted(set(paths) & set(BASELINES))
+    if clash:
+        raise ValueError(f"compare: a learned optimizer cannot be called {clash[0]!r}, a "
+                         f"baseline's name")
+    learned = {name: load_networks(path) for name, path in paths.items()}
     data = {"data_dir": data_dir, "download": download}
     test_family = spec.make_family(test_split, **data)
-    tune_family = spec.make_family("train", **data)
+    tune_family = spec.make_family("validation", **data)
     tune_set = problem_set(tune_family, spec.tune_problems, seed, "tune")
     test_set = problem_set(test_family, tests, seed, "test")
 
@@ -94,35 +135,42 @@ def compare(task, optimizer, out, *, steps=100, tests=100, seed=0, test_split="t
     for name in BASELINES:
         learning_rates[name], searches[name] = tune_learning_rate(name, tune_set, steps, grid,
                                                                   progress=True)
+        excluded = sum(score is None for score in searches[name].values())
         print(f"{name:8s} learning rate {learning_rates[name]:.3g} (grid of {len(grid)}, "
-              f"{spec.tune_problems} validation problems, {steps} steps)")
-    results = compare_optimizers(networks, test_set, steps, learning_rates,
+              f"{excluded} excluded as divergent; {spec.tune_problems} validation problems, "
+              f"{steps} steps)")
+    results = compare_optimizers(learned, test_set, steps, learning_rates,
                                  spec.assignment(test_set[0][0]))
     elapsed = time.perf_counter() - start
 
     report = build_report(results, learning_rates, searches, task=task, steps=steps,
                           tests=tests, seed=seed, test_split=test_split,
-                          optimizer=os.path.abspath(optimizer))
+                          optimizers={name: os.path.abspath(path) for name, path in paths.items()},
+                          tune_problems=spec.tune_problems,
+                          starts=[start_at_end(problem, theta0, steps)
+                                  for problem, theta0 in test_set])
     write_report(report, out)
     print(f"compare took {elapsed:.0f} s; wrote {out}/compare.json, compare.md, compare.png")
     return report
 
 
-def reproduce(task, out, *, seed=0, optimizer=None, epochs=None, meta_lr=None, tests=None,
-              steps=None, resume=False, preprocess=None, test_split="test", data_dir=None,
-              download=False):
-    """`train` into out/train (unless `optimizer` is given), then `compare` into
-    out/compare-{steps} at each of the task's horizons (or `steps`, a sequence), on the task's
-    number of test problems (or `tests`)."""
+def reproduce(task, out, *, recipe=None, seed=0, optimizers=None, tests=None, steps=None,
+              resume=False, preprocess=None, digits=None, test_split="test", data_dir=None,
+              download=False, **meta):
+    """`train` into out/train with `recipe` (unless `optimizers` are given), then `compare`
+    into out/compare-{steps} at each of the task's horizons (or `steps`, a sequence), on the
+    task's number of test problems (or `tests`). preprocess, digits and meta override the
+    recipe as in `train`."""
     spec = TASKS[task]
     start = time.perf_counter()
     data = {"data_dir": data_dir, "download": download}
-    if optimizer is None:
+    if optimizers is None:
         train_out = os.path.join(out, "train")
-        train(spec.trained_on or task, train_out, epochs=epochs, meta_lr=meta_lr, seed=seed,
-              resume=resume, preprocess=preprocess, **data)
-        optimizer = os.path.join(train_out, "optimizer.npz")
+        train(spec.trained_on or task, train_out, recipe=recipe, seed=seed, resume=resume,
+              preprocess=preprocess, digits=digits, **data, **meta)
+        optimizers = os.path.join(train_out, "optimizer.npz")
     for horizon in steps or spec.horizons:
-        compare(task, optimizer, os.path.join(out, f"compare-{horizon}"), steps=horizon,
+        compare(task, optimizers, os.path.join(out, f"compare-{horizon}"), steps=horizon,
                 tests=tests or spec.tests, seed=seed, test_split=test_split, **data)
     print(f"reproduce --task {task}: {time.perf_counter() - start:.0f} s in all")
+
