@@ -79,8 +79,9 @@ def table(out, seeds):
             values = [report["optimizers"][name]["mean"][step] for report in reports]
             figures[name].append([np.nan if v is None else v for v in values])
     head = "| optimizer | " + " | ".join(label for label, *_ in COLUMNS) + " |"
-    lines = [f"Mean test loss (100 test problems per seed), mean ± standard deviation over seeds "
-             f"{', '.join(map(str, seeds))}; the paper's figure in brackets.", "",
+    lines = [f"Mean test loss ({reports[0]['tests']} test problems per seed), mean ± standard "
+             f"deviation over seeds {', '.join(map(str, seeds))}; the paper's figure in brackets.",
+             "",
              head, "|---|" + "---|" * len(COLUMNS)]
     for name in names:
         cells = [f"{np.mean(v):.4g} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.2g} (~{paper})"
