@@ -135,7 +135,7 @@ RECIPES = {
         "paper": Recipe(
             MNIST_NETWORK,
             MetaConfig(steps=100, unroll=20, epochs=400, meta_lr=3e-3, final_meta_lr=1e-3,
-                       clip_norm=1.0, validate_every=25, validation_problems=16),
+                       clip_norm=1.0, validate_every=50, validation_problems=16),
             summary="the paper's protocol: one net per trajectory on minibatches from the "
                     "whole training part, the network with the lowest validation meta-loss "
                     "kept"),
