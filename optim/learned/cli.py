@@ -130,9 +130,7 @@ def run(args):
         training = dict(
             recipe=args.recipe, resume=args.resume, digits=args.digits,
             preprocess=None if args.preprocess is None else args.preprocess == "on",
-            epochs=args.epochs, meta_lr=args.meta_lr, problems_per_update=args.problems_per_update,
-            average=args.average, validate_on=args.validate_on,
-            validation_steps=args.validation_steps)
+            **{name: getattr(args, name) for name in experiments.META_OVERRIDES})
     if args.command == "train":
         return experiments.train(args.task, args.out, seed=args.seed, **training, **data)
     if args.command == "compare":

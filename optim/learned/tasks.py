@@ -41,7 +41,6 @@ class Recipe:
     network: NetworkConfig
     meta: MetaConfig
     digits: int = None
-    summary: str = ""
 
 
 @dataclass
@@ -129,24 +128,22 @@ RECIPES = {
             QUADRATIC_NETWORK,
             MetaConfig(steps=100, unroll=20, epochs=800, meta_lr=3e-2, final_meta_lr=3e-3,
                        validate_every=50, validation_problems=4),
-            summary="the paper's protocol, with the gradient preprocessing of appendix A"),
+        ),     # the paper's protocol, with the gradient preprocessing of appendix A
     },
     "mnist": {
         "paper": Recipe(
             MNIST_NETWORK,
             MetaConfig(steps=100, unroll=20, epochs=400, meta_lr=3e-3, final_meta_lr=1e-3,
                        clip_norm=1.0, validate_every=50, validation_problems=16),
-            summary="the paper's protocol: one net per trajectory on minibatches from the "
-                    "whole training part, the network with the lowest validation meta-loss "
-                    "kept"),
+        ),     # the paper's protocol: one net per trajectory on minibatches from the whole
+               # "train" split, the network with the lowest validation meta-loss kept
     },
     "cifar": {
         "paper": Recipe(
             MNIST_NETWORK,
             MetaConfig(steps=100, unroll=20, epochs=100, meta_lr=3e-3, final_meta_lr=1e-3,
                        clip_norm=1.0, validate_every=25, validation_problems=4),
-            summary="the paper's protocol, one network for the conv and one for the fully "
-                    "connected parameters"),
+        ),     # the paper's protocol, one network for the conv and one for the fc parameters
     },
 }
 
