@@ -88,6 +88,9 @@ def write_npz(path, arrays):
         np.savez(f, **arrays)
 
 
+ZIP_MAGIC = b"PK\x03\x04"       # how every .npz file (a zip archive) starts
+
+
 def read_npz(path, what):
     """All arrays of an npz file as a dict, read without pickle.
 
@@ -96,14 +99,23 @@ def read_npz(path, what):
     have been ("learned optimizer", "meta-training checkpoint"), never a half-read result.
     """
     path = os.fspath(path)
+    expected = f"not a readable {what} (expected an .npz file written by minigrad)"
     try:
+        with open(path, "rb") as f:
+            start = f.read(4)
+        if start != ZIP_MAGIC:           # np.load would try to unpickle it, and say so
+            found = f"it starts with {start!r}" if start else "it is empty"
+            raise ValueError(f"{path}: {expected}: it is not an .npz (zip) archive; {found}")
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
-        raise ValueError(f"{path}: not a readable {what} (expected an .npz file written by "
-                         f"minigrad): {error}") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as error:
+        raise ValueError(f"{path}: {expected}: {error}") from None
+    except ValueError as error:
+        if str(error).startswith(path):
+            raise
+        raise ValueError(f"{path}: {expected}: {error}") from None
 
 
 def prefixed(prefix, arrays):

@@ -131,6 +131,9 @@ def save_networks(path, networks, extra=None):
 def load_networks(path, with_extra=False):
     """Read what `save_networks` wrote; a file that is not such a file is reported, not half-read."""
     arrays = read_npz(path, "learned optimizer")
+    if "format_version" not in arrays and "meta" in arrays:
+        raise ValueError(f"{os.fspath(path)}: a meta-training checkpoint, not a learned "
+                         f"optimizer file: the optimizer is optimizer.npz, in the same folder")
     try:
         if int(arrays["format_version"]) != FORMAT_VERSION:
             raise ValueError(f"format version {int(arrays['format_version'])}, expected "
@@ -142,7 +145,10 @@ def load_networks(path, with_extra=False):
             del state["config"]
             net.load_state_dict(state)
             networks[name] = net
-    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as error:
+    except KeyError as error:
+        raise ValueError(f"{os.fspath(path)}: not a valid learned optimizer file: it has no "
+                         f"entry {error}") from None
+    except (ValueError, TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"{os.fspath(path)}: not a valid learned optimizer file: {error}") from None
     if with_extra:
         return networks, unprefixed(arrays, "extra")
