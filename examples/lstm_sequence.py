@@ -8,7 +8,6 @@ t >= delay the target is the input of step t − delay, so the network must hold
 training it should be near 100%. Trained with optim.Adam on fresh random batches; the loss and
 accuracy are measured on a fixed held-out set before and after.
 """
-import argparse
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ import minigrad as mg
 import minigrad.functional as F
 import optim
 from minigrad import nn
+from minigrad.cli import ArgumentParser, integer, real, run_command
 from models import LSTM
 
 
@@ -51,19 +51,27 @@ def loss_and_accuracy(model, sequence, delay):
     return F.cross_entropy(flat_logits, flat_targets), accuracy
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=600, help="training steps (batches)")
-    parser.add_argument("--delay", type=int, default=5, help="how many steps back to recall")
-    parser.add_argument("--length", type=int, default=20, help="sequence length")
-    parser.add_argument("--symbols", type=int, default=8, help="alphabet size")
-    parser.add_argument("--hidden", type=int, default=64, help="LSTM hidden units")
-    parser.add_argument("--batch", type=int, default=32, help="sequences per batch")
-    parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    if not 0 < args.delay < args.length:
-        parser.error(f"--delay must lie in [1, --length), got {args.delay}")
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=integer(1), default=600,
+                        help="training steps (batches; default 600)")
+    parser.add_argument("--delay", type=integer(1), default=5,
+                        help="how many steps back to recall, less than --length (default 5)")
+    parser.add_argument("--length", type=integer(2), default=20,
+                        help="sequence length (default 20)")
+    parser.add_argument("--symbols", type=integer(2), default=8, help="alphabet size (default 8)")
+    parser.add_argument("--hidden", type=integer(1), default=64,
+                        help="LSTM hidden units (default 64)")
+    parser.add_argument("--batch", type=integer(1), default=32,
+                        help="sequences per batch (default 32)")
+    parser.add_argument("--lr", type=real(0, low_open=True), default=1e-2,
+                        help="Adam learning rate (default 0.01)")
+    parser.add_argument("--seed", type=integer(0), default=0,
+                        help="seeds the model and the sequences (default 0)")
+    args = parser.parse_args(argv)
+    if not args.delay < args.length:
+        parser.error(f"argument --delay: expected less than --length ({args.length}), "
+                     f"got {args.delay}")
 
     rng = np.random.default_rng(args.seed)
     model = DelayedRecall(args.symbols, args.hidden, rng)
@@ -97,4 +105,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

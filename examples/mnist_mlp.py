@@ -9,7 +9,6 @@ initialisation and sees the same minibatches (both seeded). The data is full MNI
 training and 10,000 test digits), from the copy shipped with the project unless one is in the
 data directory; see `models/data/`.
 """
-import argparse
 import time
 from pathlib import Path
 
@@ -19,14 +18,16 @@ from tqdm import tqdm
 import minigrad as mg
 import minigrad.functional as F
 import optim
+from minigrad.cli import ArgumentParser, UsageError, integer, output_folder, real, run_command
 from minigrad.io import write_figure
 from models import MLP
-from models.data import Batches, load_mnist
+from models.data import Batches, DatasetError, load_mnist
 
 # Default learning rates for the default network: from a search over 1e-3, 3e-3, ..., 1, 3
 # (10 epochs on 4,000 of the training digits, judged by training loss), taking the smaller
 # rate where two were close. Heavy ball and Nesterov at 0.1 take steps like SGD's at 1.0
 # (1 / (1 - 0.9)).
+PLOT = "mnist_mlp_losses.png"
 OPTIMIZERS = {
     "sgd": (1.0, lambda params, lr: optim.SGD(params, lr=lr)),
     "momentum": (0.1, lambda params, lr: optim.SGD(params, lr=lr, momentum=0.9)),
@@ -84,28 +85,38 @@ def plot(results, steps_per_epoch, out):
            yscale="log", title="MLP on MNIST: training loss per optimizer")
     ax.legend()
     fig.tight_layout()
-    path = out / "mnist_mlp_losses.png"
+    path = out / PLOT
     write_figure(path, fig, dpi=110)
     plt.close(fig)
     return path
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--optimizer", choices=[*OPTIMIZERS, "all"], default="adam")
-    parser.add_argument("--lr", type=float, default=None,
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--optimizer", choices=[*OPTIMIZERS, "all"], default="adam",
+                        help="the optimizer, or all of them one after the other (default adam)")
+    parser.add_argument("--lr", type=real(0, low_open=True), default=None,
                         help="learning rate (default: a rate tuned for each optimizer)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=128,
+    parser.add_argument("--epochs", type=integer(1), default=10,
+                        help="passes over the 60,000 training digits (default 10)")
+    parser.add_argument("--batch-size", type=integer(0), default=128,
                         help="minibatch size; 0 for the whole training set each step")
-    parser.add_argument("--hidden", type=int, nargs="*", default=[20],
+    parser.add_argument("--hidden", type=integer(1), nargs="*", default=[20],
                         help="hidden layer widths (default: one layer of 20)")
-    parser.add_argument("--activation", default="sigmoid", choices=["sigmoid", "relu", "tanh"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--activation", default="sigmoid", choices=["sigmoid", "relu", "tanh"],
+                        help="the hidden layers' activation (default sigmoid)")
+    parser.add_argument("--seed", type=integer(0), default=0,
+                        help="seeds the initialisation and the minibatch order (default 0)")
     parser.add_argument("--out", type=Path, default=Path("runs/mnist_mlp"),
-                        help="folder for the plot (with --optimizer all)")
-    args = parser.parse_args()
+                        help="folder for the plot OUT/mnist_mlp_losses.png (with --optimizer all)")
+    parser.add_argument("--force", action="store_true", help="replace a plot already in OUT")
+    args = parser.parse_args(argv)
     args.batch_size = args.batch_size or None
+    if args.optimizer == "all":
+        output_folder(args.out)
+        if (args.out / PLOT).exists() and not args.force:
+            raise UsageError(f"{args.out / PLOT} exists: add --force to replace it, or choose "
+                             f"another --out")
 
     train_set, test_set = load_mnist("train"), load_mnist("test")
     print(f"MNIST: {len(train_set[0])} training and {len(test_set[0])} test images; "
@@ -132,4 +143,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main, report=(UsageError, DatasetError))

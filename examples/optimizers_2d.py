@@ -13,7 +13,6 @@ plots with each optimizer's path (needs matplotlib).
 - Beale (1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²: flat plateaus and steep
   walls; minimum 0 at (3, 0.5).
 """
-import argparse
 import time
 from pathlib import Path
 
@@ -21,7 +20,10 @@ import numpy as np
 
 import minigrad as mg
 import optim
+from minigrad.cli import ArgumentParser, UsageError, integer, output_folder, run_command
 from minigrad.io import write_figure
+
+PLOT = "optimizers_2d.png"
 
 
 def rosenbrock(x, y):
@@ -133,18 +135,24 @@ def plot(results, out):
         ax.set(xlim=(x0, x1), ylim=(y0, y1), title=name, xlabel="x", ylabel="y")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=9)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    path = out / "optimizers_2d.png"
+    path = out / PLOT
     write_figure(path, fig, dpi=110)
     plt.close(fig)
     return path
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="steps per optimizer and function")
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=integer(1), default=2000,
+                        help="steps per optimizer and function (default 2000)")
     parser.add_argument("--out", type=Path, default=Path("runs/optimizers_2d"),
-                        help="folder for the plot")
-    args = parser.parse_args()
+                        help="folder for the plot OUT/optimizers_2d.png")
+    parser.add_argument("--force", action="store_true", help="replace a plot already in OUT")
+    args = parser.parse_args(argv)
+    output_folder(args.out)
+    if (args.out / PLOT).exists() and not args.force:
+        raise UsageError(f"{args.out / PLOT} exists: add --force to replace it, or choose "
+                         f"another --out")
 
     started = time.perf_counter()
     results = {}
@@ -173,4 +181,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

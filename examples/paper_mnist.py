@@ -12,8 +12,10 @@ For each seed S, into OUT/seed-S/, the same as these commands:
 that is: meta-train with `--recipe paper` (or --recipe), compare at 100 and 200 steps, then test
 the same optimizer on the 40-unit, 2-layer and ReLU nets at 100 steps. Every seed tunes its
 baselines and draws its test problems with its own seed. A step whose results exist is not run
-again (training resumes from its checkpoint), so seeds can run in separate processes and a last
-call with all of them only writes the table: OUT/seeds.md, also printed.
+again (as with `reproduce --resume`: training resumes from its checkpoint, a comparison done
+with the same settings is kept), so seeds can run in separate processes, an interrupted run
+continues where it stopped, and a last call with all of them only writes the table:
+OUT/seeds.md, also printed.
 """
 import os
 
@@ -22,15 +24,18 @@ import os
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from minigrad.cli import (ArgumentParser, UsageError, command_line, integer,  # noqa: E402
+                          output_folder, run_command)
 from minigrad.io import write_text  # noqa: E402
+from models.data import DatasetError  # noqa: E402
 from optim.learned import experiments, load_networks  # noqa: E402
 from optim.learned.evaluation import BASELINES  # noqa: E402
+from optim.learned.tasks import TASKS  # noqa: E402
 
 GENERALISATION = ("mnist-40", "mnist-2layer", "mnist-relu")
 # (label, folder under seed-S, horizon of that comparison, step read)
@@ -45,21 +50,15 @@ PAPER = {"LSTM": (0.46, 0.26, 0.21, 0.19, 0.33, 2.6), "Adam": (1.5, 0.36, 0.30, 
 
 
 def run_seed(seed, out, recipe):
-    """Train and compare for one seed, skipping what is already there."""
+    """Train and compare for one seed, keeping what is already done (as `reproduce
+    --resume`): training resumes from its checkpoint, a finished comparison is kept."""
     folder = os.path.join(out, f"seed-{seed}")
     optimizer = os.path.join(folder, "train", "optimizer.npz")
     start = time.perf_counter()
-    experiments.train("mnist", os.path.join(folder, "train"), recipe=recipe, seed=seed,
-                      resume=True)
-    print(f"seed {seed}: training done after {time.perf_counter() - start:.0f} s")
-    for task in ("mnist", *GENERALISATION):
-        base = folder if task == "mnist" else os.path.join(folder, task)
-        for steps in ((100, 200) if task == "mnist" else (100,)):
-            target = os.path.join(base, f"compare-{steps}")
-            if os.path.exists(os.path.join(target, "compare.json")):
-                print(f"seed {seed}: {target} exists, kept")
-                continue
-            experiments.compare(task, optimizer, target, steps=steps, tests=100, seed=seed)
+    experiments.reproduce("mnist", folder, recipe=recipe, seed=seed, resume=True)
+    for task in GENERALISATION:
+        experiments.reproduce(task, os.path.join(folder, task), seed=seed, optimizers=optimizer,
+                              resume=True)
     print(f"seed {seed}: {time.perf_counter() - start:.0f} s in all")
 
 
@@ -108,18 +107,26 @@ def kept_epoch(out, seed):
     return int(extra["epoch"])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", default="runs/paper-mnist", help="output folder")
-    parser.add_argument("--recipe", default="paper", help="the meta-training recipe")
-    args = parser.parse_args()
-    for seed in args.seeds:
-        run_seed(seed, args.out, args.recipe)
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=integer(0), nargs="+", default=[0, 1, 2],
+                        help="meta-training seeds, each into OUT/seed-S (default 0 1 2)")
+    parser.add_argument("--out", default="runs/paper-mnist",
+                        help="output folder (default runs/paper-mnist)")
+    parser.add_argument("--recipe", default="paper", choices=sorted(TASKS["mnist"].recipes),
+                        help="the meta-training recipe (default paper)")
+    args = parser.parse_args(argv)
+    output_folder(args.out)
+    try:
+        for seed in args.seeds:
+            run_seed(seed, args.out, args.recipe)
+    except KeyboardInterrupt as interrupt:
+        interrupt.hint = f"what is finished is kept; continue with: {command_line(argv)}"
+        raise
     text = table(args.out, args.seeds)
     write_text(os.path.join(args.out, "seeds.md"), text + "\n")
     print(text)
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main, report=(UsageError, DatasetError))

@@ -138,10 +138,12 @@ def test_train_then_compare_writes_the_optimizer_and_the_comparison(tmp_path):
     assert "| LSTM | learned |" in table and "t=5" in table
 
 
-def test_compare_with_a_missing_optimizer_file_says_so(tmp_path):
-    with pytest.raises(SystemExit, match="nothing.npz"):
+def test_compare_with_a_missing_optimizer_file_says_so(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
         cli.main(["compare", "--task", "quadratic", "--optimizer", str(tmp_path / "nothing.npz"),
                   "--steps", "2", "--tests", "1", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "nothing.npz: no such file" in capsys.readouterr().err
 
 
 def fake_mnist_loader(sizes, asked=None):

@@ -4,6 +4,7 @@
     learning-to-learn compare --task quadratic --optimizer runs/quadratic/train/optimizer.npz \\
         --steps 100 --tests 100 --seed 0 --out runs/quadratic/compare-100
     learning-to-learn reproduce --task mnist --out runs/mnist
+    learning-to-learn reproduce --task mnist --seed 1 --out runs/mnist-1
     learning-to-learn compare --task mnist --steps 200 --out runs/mnist/both-200 \\
         --optimizer seed0=runs/mnist/train/optimizer.npz seed1=runs/mnist-1/train/optimizer.npz
 
@@ -11,12 +12,16 @@
 command.)
 
 train      meta-trains the LSTM optimizer on the task's family with a recipe (default: paper);
-           writes DIR/optimizer.npz (the best network by validation) and DIR/checkpoint.npz (run
-           again with --resume to continue).
+           writes OUT/optimizer.npz (the best network by validation) and OUT/checkpoint.npz
+           (at every validation, every minute, and on Ctrl-C; --resume continues from it).
 compare    tunes the baselines' learning rates on validation problems, runs every optimizer (one
            or more learned ones, and the baselines) on the same fresh test problems, and writes
-           DIR/compare.json, compare.md and compare.png.
-reproduce  train into DIR/train, then compare into DIR/compare-STEPS with the paper's settings.
+           OUT/compare.json, compare.md and compare.png.
+reproduce  train into OUT/train, then compare into OUT/compare-STEPS for each horizon.
+
+A folder that already holds a run is never overwritten: add --resume to continue it (a
+finished run is kept as it is) or --force to start over. Every argument is checked before any
+work starts; a mistake is reported on one line, with exit status 2. Ctrl-C exits with 130.
 
 Tasks (the paper's section 3): quadratic, mnist, mnist-40, mnist-2layer, mnist-relu (the last
 three test the optimizer trained on the base mnist net, as in the paper's figure 5), cifar (needs
@@ -26,9 +31,11 @@ import argparse
 import os
 import sys
 
+from minigrad.cli import ArgumentParser, UsageError, command_line, integer, real, run_command
 from models.data import DatasetError
 
 from . import experiments
+from .meta import MetaTrainingInterrupted
 from .tasks import TASKS
 
 # The optimizer network's matmuls are tall and thin ((coordinates, 40) @ (40, 80)): on the
@@ -40,60 +47,76 @@ BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THR
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="learning-to-learn", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:]))
-    commands = parser.add_subparsers(dest="command", required=True)
-    task_choice = dict(choices=sorted(TASKS), required=True, help="the optimizee family")
+    parser = ArgumentParser(prog="learning-to-learn", description=__doc__.splitlines()[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="\n".join(__doc__.splitlines()[1:]))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     recipes = sorted({name for task in TASKS.values() for name in task.recipes})
 
     train = commands.add_parser("train", help="meta-train the LSTM optimizer")
     compare = commands.add_parser("compare", help="compare against tuned SGD, RMSprop, Adam, NAG")
     reproduce = commands.add_parser("reproduce",
-                                    help="train, then compare with the paper's settings")
+                                    help="train, then compare at the task's horizons")
     for p in (train, compare, reproduce):
-        p.add_argument("--task", **task_choice)
-        p.add_argument("--out", required=True, help="output folder")
-        p.add_argument("--seed", type=int, default=0,
+        p.add_argument("--task", choices=sorted(TASKS), required=True,
+                       help="the optimizee family (the paper's section 3)")
+        p.add_argument("--out", required=True, metavar="OUT",
+                       help="output folder, created if missing")
+        p.add_argument("--seed", type=integer(0), default=0,
                        help="seeds the networks, the problems and the test problems (default 0)")
     for p in (train, reproduce):
         p.add_argument("--recipe", choices=recipes, default="paper",
                        help="how the optimizer is meta-trained (optim/learned/tasks.py defines "
                             "each); default: paper")
-        p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
+        again = p.add_mutually_exclusive_group()
+        again.add_argument("--resume", action="store_true",
+                           help="continue the run in OUT from its checkpoint.npz, with the "
+                                "options it was started with (a finished run, or comparison, "
+                                "is kept as it is)")
+        again.add_argument("--force", action="store_true",
+                           help="start over in an OUT that already holds a run, deleting it")
+        p.add_argument("--checkpoint-every", type=real(0), default=60.0, metavar="SECONDS",
+                       help="also write the checkpoint after the first epoch that ends this "
+                            "long after the last one (default 60)")
         p.add_argument("--preprocess", choices=["on", "off"],
                        help="gradient preprocessing (appendix A); default: the recipe's")
-        p.add_argument("--epochs", type=int, help="trajectories to train on (default: the recipe's)")
-        p.add_argument("--meta-lr", type=float,
+        p.add_argument("--epochs", type=integer(1),
+                       help="trajectories to train on (default: the recipe's)")
+        p.add_argument("--meta-lr", type=real(0, low_open=True),
                        help="Adam's learning rate on the optimizer's weights (default: the recipe's)")
-        p.add_argument("--problems-per-update", type=int,
+        p.add_argument("--problems-per-update", type=integer(1),
                        help="problems optimised side by side in each trajectory (default: the "
                             "recipe's; the paper: 1)")
-        p.add_argument("--average", type=float,
+        p.add_argument("--average", type=real(0, 1, high_open=True),
                        help="validate and save a running average of the weights with this decay "
                             "per meta-update (default: the recipe's; the paper: none)")
         p.add_argument("--validate-on", choices=["meta-loss", "late"],
                        help="the validation figure: the meta-loss (the paper's) or the mean loss "
                             "from the training horizon to --validation-steps")
-        p.add_argument("--validation-steps", type=int,
+        p.add_argument("--validation-steps", type=integer(1),
                        help="how far validation runs each problem (default: the training horizon)")
-        p.add_argument("--digits", type=int,
+        p.add_argument("--digits", type=integer(1),
                        help="each meta-training problem draws its minibatches from its own DIGITS "
                             "random digits (default: the recipe's; the paper: all)")
+    compare.add_argument("--force", action="store_true",
+                         help="replace the comparison an OUT already holds")
+    compare.add_argument("--optimizer", nargs="+", metavar="[NAME=]FILE", required=True,
+                         help="optimizer.npz files written by train, to compare side by side on "
+                              "the same test problems; name each (paper=a.npz other=b.npz) when "
+                              "there are several")
+    reproduce.add_argument("--optimizer", nargs="+", metavar="[NAME=]FILE",
+                           help="compare these optimizer.npz files instead of training one "
+                                "(named as for compare)")
     for p in (compare, reproduce):
-        p.add_argument("--optimizer", nargs="+", metavar="[NAME=]FILE",
-                       help="optimizer.npz files written by train, to compare side by side on the "
-                            "same test problems; name each (paper=a.npz other=b.npz) when there "
-                            "are several" + (" (required)" if p is compare else
-                                             "; skips training"),
-                       required=p is compare)
-        p.add_argument("--tests", type=int, help="number of test problems (default: the task's, 100)")
+        p.add_argument("--tests", type=integer(1),
+                       help="number of test problems (default: the task's, 100; cifar 20)")
         p.add_argument("--test-split", choices=["test", "train"], default="test",
                        help="the data the test problems draw their minibatches from: the held-out "
                             "split (default) or the meta-training split, with fresh θ_0 and "
                             "minibatch seeds")
-    compare.add_argument("--steps", type=int, default=100, help="steps per test problem (default 100)")
-    reproduce.add_argument("--steps", type=int, nargs="+",
+    compare.add_argument("--steps", type=integer(1), default=100,
+                         help="steps per test problem (default 100)")
+    reproduce.add_argument("--steps", type=integer(1), nargs="+",
                            help="horizons to compare at (default: the task's, 100; mnist: 100 200)")
     for p in (train, compare, reproduce):
         p.add_argument("--data-dir", help="where datasets are looked for (default: $MINIGRAD_DATA "
@@ -128,7 +151,8 @@ def run(args):
     data = {"data_dir": args.data_dir, "download": args.download}
     if args.command in ("train", "reproduce"):
         training = dict(
-            recipe=args.recipe, resume=args.resume, digits=args.digits,
+            recipe=args.recipe, resume=args.resume, force=args.force, digits=args.digits,
+            checkpoint_every=args.checkpoint_every,
             preprocess=None if args.preprocess is None else args.preprocess == "on",
             **{name: getattr(args, name) for name in experiments.META_OVERRIDES})
     if args.command == "train":
@@ -136,7 +160,7 @@ def run(args):
     if args.command == "compare":
         return experiments.compare(args.task, args.optimizer, args.out, steps=args.steps,
                                    tests=args.tests or TASKS[args.task].tests, seed=args.seed,
-                                   test_split=args.test_split, **data)
+                                   test_split=args.test_split, force=args.force, **data)
     return experiments.reproduce(args.task, args.out, seed=args.seed, optimizers=args.optimizer,
                                  tests=args.tests, steps=args.steps, test_split=args.test_split,
                                  **training, **data)
@@ -154,12 +178,39 @@ def parse(argv=None):
     return args
 
 
+def resume_hint(argv, interrupt):
+    """What to tell the user after Ctrl-C: where the checkpoint is and the command that
+    continues from it (the same command, with --resume instead of --force)."""
+    if interrupt.checkpoint is None:
+        return "nothing was written"
+    return (f"checkpoint {interrupt.checkpoint} holds the run up to epoch {interrupt.epoch}; "
+            f"continue with: {command_line(resumed(argv))}")
+
+
+def resumed(argv):
+    """The command line `argv` (default: this process's) with --resume instead of --force."""
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--force"]
+    return argv if "--resume" in argv else [*argv, "--resume"]
+
+
 def main(argv=None):
-    args = parse(argv)
-    try:
-        run(args)
-    except (FileNotFoundError, DatasetError) as error:
-        sys.exit(f"error: {error}")
+    """The command; a user's mistake exits with status 2 and one line on stderr, Ctrl-C with
+    130 (after training writes its checkpoint, with the command that resumes it)."""
+    def command(argv):
+        args = parse(argv)
+        try:
+            run(args)
+        except MetaTrainingInterrupted as interrupt:
+            interrupt.hint = resume_hint(argv, interrupt)
+            raise
+        except KeyboardInterrupt as interrupt:
+            if args.command == "compare":
+                interrupt.hint = f"a comparison writes when it ends: nothing was written to {args.out}"
+            else:
+                interrupt.hint = (f"the comparisons finished are kept; continue with: "
+                                  f"{command_line(resumed(argv))}")
+            raise
+    run_command(command, argv, prog="learning-to-learn", report=(UsageError, DatasetError))
 
 
 def console_main():

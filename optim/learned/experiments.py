@@ -9,6 +9,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from minigrad.cli import UsageError, output_folder
+from models.data import DatasetError
 from models.problems import draw_problems
 
 from .evaluation import (BASELINES, compare_optimizers, learning_rate_grid, start_at_end,
@@ -16,9 +18,11 @@ from .evaluation import (BASELINES, compare_optimizers, learning_rate_grid, star
 from .meta import MetaTrainer
 from .network import CoordinatewiseLSTM, load_networks
 from .report import build_report, write_report
+from .runs import comparison_folder, training_folder
 from .tasks import TASKS
 
 PURPOSES = {"tune": 1, "test": 2}
+TEST_SPLITS = ("test", "train")      # "validation" is what the baselines are tuned on
 META_OVERRIDES = ("epochs", "meta_lr", "problems_per_update", "average", "validate_on",
                   "validation_steps")
 
@@ -27,6 +31,19 @@ def problem_set(family, count, seed, purpose):
     """`count` (problem, theta_0) pairs from a stream of their own: the same seed and purpose
     ("tune" or "test") give the same problems; different purposes never share one."""
     return draw_problems(family, np.random.default_rng([seed, PURPOSES[purpose]]), count)
+
+
+def task_spec(task):
+    """TASKS[task], or a UsageError naming the tasks there are."""
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r}; the tasks are {sorted(TASKS)}")
+    return TASKS[task]
+
+
+def check_count(name, value, least=1):
+    """A UsageError unless `value` is an integer of at least `least`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise UsageError(f"{name} must be an integer of at least {least}, got {value!r}")
 
 
 def recipe_settings(task, recipe=None, *, seed=0, preprocess=None, digits=None, **meta):
@@ -41,16 +58,25 @@ def recipe_settings(task, recipe=None, *, seed=0, preprocess=None, digits=None, 
     if unknown:
         raise TypeError(f"train: unknown meta-training settings {unknown}; the ones a run can "
                         f"override are {list(META_OVERRIDES)}")
-    spec = TASKS[task]
+    spec = task_spec(task)
     trained_on = spec.trained_on or task
-    chosen = spec.recipe(recipe)
+    try:
+        chosen = spec.recipe(recipe)
+    except ValueError as error:
+        raise UsageError(f"train --task {task}: {error}") from None
     network = replace(chosen.network, seed=seed)
     if preprocess is not None:
         network = replace(network, preprocess=preprocess)
     config = replace(chosen.meta, seed=seed,
                      **{name: value for name, value in meta.items() if value is not None})
-    return trained_on, replace(chosen, network=network, meta=config,
-                               digits=chosen.digits if digits is None else digits)
+    try:
+        config.check()
+    except ValueError as error:
+        raise UsageError(f"train: {error}") from None
+    digits = chosen.digits if digits is None else digits
+    if digits is not None and digits < 1:
+        raise UsageError(f"train: digits must be at least 1, got {digits}")
+    return trained_on, replace(chosen, network=network, meta=config, digits=digits)
 
 
 def describe(recipe):
@@ -69,8 +95,8 @@ def describe(recipe):
             + f"; network {recipe.network}")
 
 
-def train(task, out, *, recipe=None, seed=0, resume=False, preprocess=None, digits=None,
-          data_dir=None, download=False, **meta):
+def train(task, out, *, recipe=None, seed=0, resume=False, force=False, preprocess=None,
+          digits=None, data_dir=None, download=False, checkpoint_every=60.0, **meta):
     """Meta-train the optimizer of `task` (for a generalisation task: of the task it tests)
     with `recipe` (default: the task's first, "paper"); writes out/optimizer.npz (the best
     network by validation) and out/checkpoint.npz.
@@ -78,26 +104,51 @@ def train(task, out, *, recipe=None, seed=0, resume=False, preprocess=None, digi
     Meta-training problems come from the task's "train" split, validation problems from its
     "validation" split. preprocess, digits and meta (epochs=, meta_lr=, problems_per_update=,
     average=, validate_on=, validation_steps=) override the recipe: see `recipe_settings`.
-    Returns the wall time in seconds.
+    A folder that already holds a run needs `resume` (continue it; a finished run is left as
+    it is) or `force` (start over): see `runs.training_folder`. The checkpoint is also written
+    every `checkpoint_every` seconds, and on Ctrl-C (then `MetaTrainingInterrupted` is raised).
+    Every setting and the folder are checked before any work (UsageError). Returns the wall
+    time in seconds.
     """
     trained_on, chosen = recipe_settings(task, recipe, seed=seed, preprocess=preprocess,
                                          digits=digits, **meta)
+    if checkpoint_every < 0:
+        raise UsageError(f"train: checkpoint_every is in seconds, at least 0; got "
+                         f"{checkpoint_every}")
+    state = training_folder(out, chosen.meta, resume=resume, force=force)
+    if state == "finished":
+        _, extra = load_networks(os.path.join(out, "optimizer.npz"), with_extra=True)
+        print(f"{out}: this run is finished ({chosen.meta.epochs} epochs); its best network, "
+              f"validation {chosen.meta.validate_on} {float(extra['validation']):.5g} at epoch "
+              f"{int(extra['epoch'])}, is {os.path.join(out, 'optimizer.npz')}; nothing to do "
+              f"(--force starts it over)")
+        return 0.0
     if trained_on != task:
         print(f"{task}: the paper tests the optimizer trained on '{trained_on}'; "
               f"training on '{trained_on}'")
     spec = TASKS[trained_on]
     data = {"data_dir": data_dir, "download": download}
-    family = spec.make_family("train", **data, subset=chosen.digits)
+    try:
+        family = spec.make_family("train", **data, subset=chosen.digits)
+    except DatasetError:
+        raise
+    except ValueError as error:
+        raise UsageError(f"train: {error}") from None
     validation_family = spec.make_family("validation", **data)
     networks = {name: CoordinatewiseLSTM(replace(chosen.network, seed=seed + i))
                 for i, name in enumerate(spec.networks)}
     sample = family.sample(np.random.default_rng(0))
     trainer = MetaTrainer(networks, family, chosen.meta, out_dir=out,
-                          assign=spec.assignment(sample), validation_family=validation_family)
+                          assign=spec.assignment(sample), validation_family=validation_family,
+                          checkpoint_every=checkpoint_every)
+    if state == "resume":
+        trainer.load_checkpoint(trainer.checkpoint_path)
+        print(f"resuming {trainer.checkpoint_path} at epoch {trainer.epoch} of "
+              f"{chosen.meta.epochs}")
     print(f"meta-training on {family!r}, validating on {validation_family!r}: "
           f"{describe(chosen)}")
     start = time.perf_counter()
-    best = trainer.fit(resume=resume)
+    best = trainer.fit()
     elapsed = time.perf_counter() - start
     print(f"best validation {chosen.meta.validate_on} {best:.5g} at epoch {trainer.best[1]}; "
           f"{trainer.skipped} updates skipped; {elapsed:.0f} s")
@@ -105,8 +156,48 @@ def train(task, out, *, recipe=None, seed=0, resume=False, preprocess=None, digi
     return elapsed
 
 
+def load_learned(paths, task):
+    """{name: networks} of the optimizer files {name: path}, each checked to load and to have
+    the networks `task` needs (a UsageError naming the file otherwise)."""
+    spec = task_spec(task)
+    clash = sorted(set(paths) & set(BASELINES))
+    if clash:
+        raise UsageError(f"compare: a learned optimizer cannot be called {clash[0]!r}, a "
+                         f"baseline's name")
+    learned = {}
+    for name, path in paths.items():
+        try:
+            learned[name] = load_networks(path)
+        except FileNotFoundError:
+            raise UsageError(f"optimizer file {path}: no such file (train writes "
+                             f"OUT/optimizer.npz)") from None
+        except (OSError, ValueError) as error:
+            raise UsageError(str(error).replace("\n", " ")) from None
+        if sorted(learned[name]) != sorted(spec.networks):
+            raise UsageError(f"optimizer file {path}: it holds the networks "
+                             f"{sorted(learned[name])}, the task {task} needs "
+                             f"{sorted(spec.networks)} (an optimizer trained with train --task "
+                             f"{spec.trained_on or task})")
+    return learned
+
+
+def comparison_settings(task, optimizers, *, steps, tests, seed, test_split):
+    """The settings that define a comparison (runs.COMPARISON_SETTINGS), checked; returns
+    ({name: path}, settings)."""
+    paths = optimizers if isinstance(optimizers, dict) else {"LSTM": optimizers}
+    task_spec(task)
+    check_count("steps", steps)
+    check_count("tests", tests)
+    check_count("seed", seed, least=0)
+    if test_split not in TEST_SPLITS:
+        raise UsageError(f"test_split must be one of {list(TEST_SPLITS)}, got {test_split!r}")
+    return paths, {"task": task, "steps": steps, "tests": tests, "seed": seed,
+                   "test_split": test_split,
+                   "learned": {name: os.path.abspath(path) for name, path in paths.items()}}
+
+
 def compare(task, optimizers, out, *, steps=100, tests=100, seed=0, test_split="test",
-            data_dir=None, download=False):
+            force=False, data_dir=None, download=False):
     """Tune each baseline's learning rate on the task's validation problems, run every
     optimizer on the same `tests` fresh test problems for `steps` steps, and write
     out/compare.json, compare.md and compare.png. Returns the report (as in compare.json).
@@ -114,15 +205,22 @@ def compare(task, optimizers, out, *, steps=100, tests=100, seed=0, test_split="
     optimizers: a path to an optimizer.npz written by `train` (shown as "LSTM"), or a dict
     {name: path} of several, each shown under its name. test_split: the data the test
     problems draw their minibatches from, "test" (held out) or "train" (the meta-training
-    digits, with fresh theta_0 and minibatch seeds).
+    digits, with fresh theta_0 and minibatch seeds). A folder that already holds a
+    comparison needs `force`. The settings, the optimizer files and the folder are checked
+    before any work (UsageError).
     """
+    paths, settings = comparison_settings(task, optimizers, steps=steps, tests=tests, seed=seed,
+                                          test_split=test_split)
+    learned = load_learned(paths, task)
+    comparison_folder(out, settings, force=force)
+    return _compare(task, learned, settings, out, data_dir=data_dir, download=download)
+
+
+def _compare(task, learned, settings, out, data_dir=None, download=False):
+    """The comparison of `compare`, once everything is checked."""
     spec = TASKS[task]
-    paths = optimizers if isinstance(optimizers, dict) else {"LSTM": optimizers}
-    clash = sorted(set(paths) & set(BASELINES))
-    if clash:
-        raise ValueError(f"compare: a learned optimizer cannot be called {clash[0]!r}, a "
-                         f"baseline's name")
-    learned = {name: load_networks(path) for name, path in paths.items()}
+    steps, tests, seed = settings["steps"], settings["tests"], settings["seed"]
+    test_split = settings["test_split"]
     data = {"data_dir": data_dir, "download": download}
     test_family = spec.make_family(test_split, **data)
     tune_family = spec.make_family("validation", **data)
@@ -145,7 +243,7 @@ def compare(task, optimizers, out, *, steps=100, tests=100, seed=0, test_split="
 
     report = build_report(results, learning_rates, searches, task=task, steps=steps,
                           tests=tests, seed=seed, test_split=test_split,
-                          optimizers={name: os.path.abspath(path) for name, path in paths.items()},
+                          optimizers=settings["learned"],
                           tune_problems=spec.tune_problems,
                           starts=[start_at_end(problem, theta0, steps)
                                   for problem, theta0 in test_set])
@@ -155,22 +253,49 @@ def compare(task, optimizers, out, *, steps=100, tests=100, seed=0, test_split="
 
 
 def reproduce(task, out, *, recipe=None, seed=0, optimizers=None, tests=None, steps=None,
-              resume=False, preprocess=None, digits=None, test_split="test", data_dir=None,
-              download=False, **meta):
+              resume=False, force=False, preprocess=None, digits=None, test_split="test",
+              data_dir=None, download=False, checkpoint_every=60.0, **meta):
     """`train` into out/train with `recipe` (unless `optimizers` are given), then `compare`
     into out/compare-{steps} at each of the task's horizons (or `steps`, a sequence), on the
     task's number of test problems (or `tests`). preprocess, digits and meta override the
-    recipe as in `train`."""
-    spec = TASKS[task]
+    recipe as in `train`.
+
+    A folder that already holds results needs `resume` (training continues from its
+    checkpoint, and a comparison already done with the same settings is kept) or `force`
+    (everything is done again). Everything is checked before any work starts."""
+    spec = task_spec(task)
+    horizons = list(spec.horizons if steps is None else steps)
+    if not horizons:
+        raise UsageError("reproduce: steps names no horizon")
+    tests = spec.tests if tests is None else tests
+    output_folder(out)
+    train_out = os.path.join(out, "train")
+    training = optimizers is None
+    if training:
+        _, chosen = recipe_settings(spec.trained_on or task, recipe, seed=seed,
+                                    preprocess=preprocess, digits=digits, **meta)
+        training_folder(train_out, chosen.meta, resume=resume, force=force)
+        optimizers = os.path.join(train_out, "optimizer.npz")
+    else:
+        load_learned(optimizers if isinstance(optimizers, dict) else {"LSTM": optimizers}, task)
+    comparisons = {}
+    for horizon in horizons:
+        folder = os.path.join(out, f"compare-{horizon}")
+        _, settings = comparison_settings(task, optimizers, steps=horizon, tests=tests,
+                                          seed=seed, test_split=test_split)
+        comparisons[folder] = (settings, comparison_folder(folder, settings, resume=resume,
+                                                           force=force))
     start = time.perf_counter()
     data = {"data_dir": data_dir, "download": download}
-    if optimizers is None:
-        train_out = os.path.join(out, "train")
+    if training:
         train(spec.trained_on or task, train_out, recipe=recipe, seed=seed, resume=resume,
-              preprocess=preprocess, digits=digits, **data, **meta)
-        optimizers = os.path.join(train_out, "optimizer.npz")
-    for horizon in steps or spec.horizons:
-        compare(task, optimizers, os.path.join(out, f"compare-{horizon}"), steps=horizon,
-                tests=tests or spec.tests, seed=seed, test_split=test_split, **data)
+              force=force, preprocess=preprocess, digits=digits, checkpoint_every=checkpoint_every,
+              **data, **meta)
+    learned = load_learned(optimizers if isinstance(optimizers, dict) else {"LSTM": optimizers},
+                           task)
+    for folder, (settings, state) in comparisons.items():
+        if state == "finished":
+            print(f"{folder}: this comparison is finished (compare.json, same settings); kept")
+            continue
+        _compare(task, learned, settings, folder, **data)
     print(f"reproduce --task {task}: {time.perf_counter() - start:.0f} s in all")
-

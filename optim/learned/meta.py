@@ -24,6 +24,7 @@ average of phi for validation and saving, and validation past the training horiz
 import contextlib
 import math
 import os
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -40,6 +41,16 @@ from .optimizer import CoordinateLayout, learned_losses, propose
 
 class MetaTrainingError(RuntimeError):
     """Meta-training cannot go on (for instance: every update in a row was not finite)."""
+
+
+class MetaTrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `MetaTrainer.fit`, after the checkpoint of the last whole epoch was
+    written: `checkpoint` (its path, or None without an out_dir) and `epoch` say where a
+    resumed run starts."""
+
+    def __init__(self, checkpoint, epoch):
+        super().__init__(checkpoint, epoch)
+        self.checkpoint, self.epoch = checkpoint, epoch
 
 
 class Trajectory:
@@ -95,6 +106,14 @@ def unroll(networks, trajectory, length):
     return meta_loss
 
 
+def config_differences(saved, current):
+    """"name: saved -> current" for every setting that differs between two MetaConfig dicts
+    (a saved one read back from JSON, and the current one), joined by "; "."""
+    names = sorted(set(saved) | set(current))
+    return "; ".join(f"{name}: {saved.get(name)!r} in the checkpoint, {current.get(name)!r} now"
+                     for name in names if saved.get(name) != current.get(name))
+
+
 def global_norm(arrays):
     return math.sqrt(sum(float(np.vdot(a, a)) for a in arrays))
 
@@ -141,6 +160,33 @@ class MetaConfig:
     max_failures: int = 10
     seed: int = 0
 
+    def check(self):
+        """Raise ValueError naming the first setting out of its range."""
+        def require(ok, message):
+            if not ok:
+                raise ValueError(f"MetaConfig: {message}")
+
+        for name in ("steps", "unroll", "epochs", "problems_per_update", "validate_every",
+                     "validation_problems", "max_failures"):
+            value, least = getattr(self, name), 0 if name == "validation_problems" else 1
+            require(isinstance(value, int), f"{name} must be an integer, got {value!r}")
+            require(value >= least, f"{name} must be at least {least}, got {value!r}")
+        require(self.steps % self.unroll == 0,
+                f"steps ({self.steps}) must be a multiple of unroll ({self.unroll})")
+        for name in ("meta_lr", "final_meta_lr", "clip_norm"):
+            value = getattr(self, name)
+            require((value is None and name != "meta_lr") or (value is not None and value > 0),
+                    f"{name} must be positive, got {value!r}")
+        require(self.average is None or 0 <= self.average < 1,
+                f"average is a decay in [0, 1), got {self.average}")
+        require(self.validate_on in ("meta-loss", "late"),
+                f"validate_on must be 'meta-loss' or 'late', got {self.validate_on!r}")
+        require(self.validation_steps is None or self.validation_steps >= self.steps,
+                f"validation_steps ({self.validation_steps}) must be at least steps "
+                f"({self.steps})")
+        require(isinstance(self.seed, int) and self.seed >= 0,
+                f"seed must be a non-negative integer, got {self.seed!r}")
+
 
 class MetaTrainer:
     """Trains networks on a family of problems; checkpoints and resumes.
@@ -148,24 +194,18 @@ class MetaTrainer:
         trainer = MetaTrainer({"all": CoordinatewiseLSTM(config)}, family, MetaConfig(...),
                               out_dir="runs/quadratic")
         trainer.fit()          # writes out_dir/optimizer.npz (the best) and checkpoint.npz
+
+    The checkpoint is written at every validation and, between them, after the first epoch
+    that ends `checkpoint_every` seconds or more after the last write; on Ctrl-C, the state
+    after the last whole epoch is written before `MetaTrainingInterrupted` is raised. So an
+    interrupt loses at most the epoch in progress, and a kill about `checkpoint_every`
+    seconds of work. A resumed run (`fit(resume=True)`) continues exactly as if it had not
+    stopped.
     """
 
     def __init__(self, networks, family, config=MetaConfig(), out_dir=None, assign=None,
-                 validation_family=None, progress=True):
-        if config.steps % config.unroll:
-            raise ValueError(f"MetaConfig: steps ({config.steps}) must be a multiple of unroll "
-                             f"({config.unroll})")
-        if config.validate_on not in ("meta-loss", "late"):
-            raise ValueError(f"MetaConfig: validate_on must be 'meta-loss' or 'late', got "
-                             f"{config.validate_on!r}")
-        if config.validation_steps is not None and config.validation_steps < config.steps:
-            raise ValueError(f"MetaConfig: validation_steps ({config.validation_steps}) must be at "
-                             f"least steps ({config.steps})")
-        if config.problems_per_update < 1:
-            raise ValueError(f"MetaConfig: problems_per_update must be at least 1, got "
-                             f"{config.problems_per_update}")
-        if config.average is not None and not 0 <= config.average < 1:
-            raise ValueError(f"MetaConfig: average is a decay in [0, 1), got {config.average}")
+                 validation_family=None, progress=True, checkpoint_every=60.0):
+        config.check()
         self.networks = networks
         self.family = family
         self.validation_family = validation_family or family
@@ -173,6 +213,7 @@ class MetaTrainer:
         self.out_dir = out_dir
         self.assign = assign
         self.progress = progress
+        self.checkpoint_every = checkpoint_every
         self.params = [p for name in sorted(networks) for p in networks[name].parameters()]
         self.meta_optimizer = Adam(self.params, lr=config.meta_lr)
         self.averaged = None if config.average is None else [p.data.copy() for p in self.params]
@@ -284,35 +325,56 @@ class MetaTrainer:
             self.load_checkpoint(self.checkpoint_path)
         bar = tqdm(total=epochs, initial=self.epoch, desc="meta-training", unit="epoch",
                    disable=not self.progress, dynamic_ncols=True)
-        while self.epoch < epochs:
-            self._set_meta_lr(epochs)
-            pairs = draw_problems(self.family, self.rng, self.config.problems_per_update)
-            if len(pairs) == 1:
-                (problem, theta0), = pairs
-                losses = self.train_trajectory(problem, theta0)
-            else:
-                problem = JointProblem([p for p, _ in pairs])
-                theta0 = [array for _, arrays in pairs for array in arrays]
-                losses = self.train_trajectory(problem, theta0, problem.assign(self.assign))
-            self.epoch += 1
-            self.history.append((self.epoch, float(np.sum(losses)) / self.config.steps))
-            bar.update(1)
-            if self.epoch % self.config.validate_every == 0 or self.epoch == epochs:
-                with self._averaged_weights():
-                    figure = self.validate()
-                    snapshot = self._snapshot()
-                self.validation.append((self.epoch, figure))
-                if self.best is None or figure < self.best[0]:
-                    self.best = (figure, self.epoch, snapshot)
-                    if self.out_dir:
-                        self.save_best(os.path.join(self.out_dir, "optimizer.npz"))
+        last_write = time.monotonic()
+        resume_point = self._checkpoint_contents() if self.out_dir else None
+        try:
+            while self.epoch < epochs:
+                self._train_epoch(epochs)
+                bar.update(1)
+                validated = self.epoch % self.config.validate_every == 0 or self.epoch == epochs
+                if validated:
+                    self._validate_and_keep_best()
                 if self.out_dir:
-                    self.save_checkpoint(self.checkpoint_path)
-            bar.set_postfix(meta_loss=f"{self.history[-1][1]:.4g}",
-                            val=f"{self.validation[-1][1]:.4g}" if self.validation else "-",
-                            best=f"{self.best[0]:.4g}@{self.best[1]}" if self.best else "-")
+                    resume_point = self._checkpoint_contents()
+                    if validated or time.monotonic() - last_write >= self.checkpoint_every:
+                        write_checkpoint(self.checkpoint_path, *resume_point)
+                        last_write = time.monotonic()
+                bar.set_postfix(meta_loss=f"{self.history[-1][1]:.4g}",
+                                val=f"{self.validation[-1][1]:.4g}" if self.validation else "-",
+                                best=f"{self.best[0]:.4g}@{self.best[1]}" if self.best else "-")
+        except KeyboardInterrupt:
+            bar.close()
+            if resume_point is None:
+                raise MetaTrainingInterrupted(None, self.epoch) from None
+            write_checkpoint(self.checkpoint_path, *resume_point)
+            raise MetaTrainingInterrupted(self.checkpoint_path,
+                                          resume_point[0]["epoch"]) from None
         bar.close()
         return self.best[0] if self.best else None
+
+    def _train_epoch(self, epochs):
+        """One trajectory on fresh problems, and its entry in the history."""
+        self._set_meta_lr(epochs)
+        pairs = draw_problems(self.family, self.rng, self.config.problems_per_update)
+        if len(pairs) == 1:
+            (problem, theta0), = pairs
+            losses = self.train_trajectory(problem, theta0)
+        else:
+            problem = JointProblem([p for p, _ in pairs])
+            theta0 = [array for _, arrays in pairs for array in arrays]
+            losses = self.train_trajectory(problem, theta0, problem.assign(self.assign))
+        self.epoch += 1
+        self.history.append((self.epoch, float(np.sum(losses)) / self.config.steps))
+
+    def _validate_and_keep_best(self):
+        with self._averaged_weights():
+            figure = self.validate()
+            snapshot = self._snapshot()
+        self.validation.append((self.epoch, figure))
+        if self.best is None or figure < self.best[0]:
+            self.best = (figure, self.epoch, snapshot)
+            if self.out_dir:
+                self.save_best(os.path.join(self.out_dir, "optimizer.npz"))
 
     def best_networks(self):
         """Networks holding the best weights seen by validation (the current ones if none)."""
@@ -336,22 +398,26 @@ class MetaTrainer:
         """Everything needed to resume exactly: weights, meta-Adam state, the problem stream's
         random state, the best weights so far and the history (`minigrad.io`'s checkpoint
         format). Written atomically."""
+        write_checkpoint(path, *self._checkpoint_contents())
+
+    def _checkpoint_contents(self):
+        """(record, arrays, optimizer states) of the checkpoint as of now, as copies."""
         arrays = {}
         for name, net in self.networks.items():
             arrays.update(prefixed(f"net/{name}", net.state_dict()))
         if self.best is not None:
             for name, state in self.best[2].items():
                 arrays.update(prefixed(f"best/{name}", state))
-        arrays.update(prefixed("average", dict(enumerate(self.averaged or ()))))
+        arrays.update(prefixed("average", {i: a.copy() for i, a in enumerate(self.averaged or ())}))
         record = {
             "config": asdict(self.config),
             "epoch": self.epoch, "failures": self.failures, "skipped": self.skipped,
-            "history": self.history, "validation": self.validation,
+            "history": list(self.history), "validation": list(self.validation),
             "best": None if self.best is None else [self.best[0], self.best[1]],
             "rng": self.rng.bit_generator.state,
             "networks": {name: net.config.to_json() for name, net in self.networks.items()},
         }
-        write_checkpoint(path, record, arrays, {"adam": self.meta_optimizer.state_dict()})
+        return record, arrays, {"adam": self.meta_optimizer.state_dict()}
 
     def load_checkpoint(self, path):
         arrays, record, optimizers = read_checkpoint(path, "meta-training checkpoint", ["adam"])
@@ -360,6 +426,9 @@ class MetaTrainer:
             current = {name: net.config.to_json() for name, net in self.networks.items()}
             if saved_networks != current:
                 raise ValueError(f"it holds networks {saved_networks}, this run has {current}")
+            differences = config_differences(record["config"], asdict(self.config))
+            if differences:
+                raise ValueError(f"it was written with other settings ({differences})")
             for name, net in self.networks.items():
                 net.load_state_dict(unprefixed(arrays, f"net/{name}"))
             self.meta_optimizer.load_state_dict(optimizers["adam"])
