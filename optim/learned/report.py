@@ -1,5 +1,6 @@
 """What a comparison (paper, section 3) writes: compare.json (every figure), compare.md (the
-table) and compare.png (the loss curves), all written atomically."""
+table) and compare.png (the loss curves), all written atomically. compare.json is strict JSON,
+which every parser reads: a value that is not finite (a diverged run's loss) is null."""
 import json
 import os
 
@@ -116,7 +117,7 @@ def plot(report, path):
 def write_report(report, out):
     """Write out/compare.json and compare.md, print the table, then write compare.png."""
     table = markdown_table(report)
-    write_text(os.path.join(out, "compare.json"), json.dumps(report, indent=1))
+    write_text(os.path.join(out, "compare.json"), json.dumps(report, indent=1, allow_nan=False))
     write_text(os.path.join(out, "compare.md"), table)
     print(table)
     if not plot(report, os.path.join(out, "compare.png")):
