@@ -288,3 +288,10 @@ def test_an_example_does_not_overwrite_its_plot_unasked(tmp_path):
     result = run(["--steps", "1", "--out", "out"], tmp_path, command=script)
     assert_usage_error(result, "optimizers_2d.png exists", "--force")
     assert plot.read_bytes() == b"an earlier plot"
+
+
+def test_a_broken_data_directory_is_one_line_naming_it(tmp_path):
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"junk")
+    result = run(["train", "--task", "mnist", "--data-dir", "data", "--out", "run"], tmp_path)
+    assert_usage_error(result, "incomplete MNIST 'train' split in data/mnist", "--download")

@@ -54,7 +54,8 @@ def load_cifar10(split, *, data_dir=None, download=False, remote=None, return_so
             raise DatasetError(
                 f"CIFAR-10 not found. Searched:\n"
                 f"  {extracted}\n  {archive}\n"
-                f"(the data directory, chosen by {how}). To provide it: pass download=True; "
+                f"(the data directory, chosen by {how}). To provide it: pass download=True "
+                f"(--download on the command line); "
                 f"or put the python version of CIFAR-10 ({_ARCHIVE}, or the "
                 f"{_FOLDER}/ folder it extracts to) in {folder} (or in <dir>/cifar10/ "
                 f"with data_dir=<dir> or ${DATA_DIR_ENV_VAR}=<dir>)."

@@ -115,7 +115,8 @@ def load_fashion_mnist(split, *, data_dir=None, download=False, remote=None, ret
             f"Fashion-MNIST {split!r} split not found. Searched:\n"
             f"  {folder} (the data directory, chosen by {how})\n"
             f"  {FASHION_MNIST_SYSTEM_DIR} (Debian's dataset-fashion-mnist package)\n"
-            f"Expected the files {files}. To provide them: pass download=True; or put "
+            f"Expected the files {files}. To provide them: pass download=True (--download on "
+            f"the command line); or put "
             f"them in {folder} (or in <dir>/fashion-mnist/ with data_dir=<dir> or "
             f"${DATA_DIR_ENV_VAR}=<dir>); or, on Debian, `apt-get install dataset-fashion-mnist`."
         )
@@ -143,7 +144,7 @@ def _partial_copy_error(dataset, folder, split, found):
     return DatasetError(
         f"incomplete {dataset} {split!r} split in {folder}: found {present} but not "
         f"{[f'{stem}[.gz]' for stem in missing]}. Add the missing file, remove the "
-        f"partial copy, or pass download=True to fetch what is missing."
+        f"partial copy, or pass download=True (--download) to fetch what is missing."
     )
 
 
