@@ -295,3 +295,9 @@ def test_a_broken_data_directory_is_one_line_naming_it(tmp_path):
     (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"junk")
     result = run(["train", "--task", "mnist", "--data-dir", "data", "--out", "run"], tmp_path)
     assert_usage_error(result, "incomplete MNIST 'train' split in data/mnist", "--download")
+
+
+def test_reproduce_refuses_training_options_when_it_does_not_train(tmp_path, trained):
+    result = run(["reproduce", "--task", "quadratic", "--optimizer", trained / "optimizer.npz",
+                  "--epochs", "5", "--out", "out"], tmp_path)
+    assert_usage_error(result, "--epochs: a training option, but --optimizer skips training")

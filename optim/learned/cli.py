@@ -46,6 +46,10 @@ from .tasks import TASKS
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+# reproduce's options that only training uses (all default to None).
+TRAINING_OPTIONS = ("preprocess", "digits", *experiments.META_OVERRIDES)
+
+
 def build_parser():
     parser = ArgumentParser(prog="learning-to-learn", description=__doc__.splitlines()[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -175,6 +179,12 @@ def parse(argv=None):
             args.optimizer = learned_optimizers(args.optimizer)
         except ValueError as error:
             parser.error(str(error))
+    if args.command == "reproduce" and args.optimizer is not None:
+        unused = [f"--{name.replace('_', '-')}" for name in TRAINING_OPTIONS
+                  if getattr(args, name) is not None]
+        if unused:
+            parser.error(f"{' '.join(unused)}: a training option, but --optimizer skips "
+                         f"training")
     return args
 
 
