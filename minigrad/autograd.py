@@ -11,7 +11,10 @@ its parents, and the contributions each node receives are summed. They differ in
 from it. `backward` adds the leaves' totals into their `.grad`, and has the walk free the graph
 as it goes unless asked to keep it; `grad` has the walk keep the totals of the tensors asked for
 and stop at the oldest of them, and touches nothing else. The walk also checks what an op's
-closure returns: a gradient that no broadcasting explains is an error naming the op.
+backward returns, at the cost of a length comparison per node and a shape comparison per
+gradient: one gradient per parent, each an array of its parent's shape or of a shape numpy
+broadcast it to; anything else is an error naming the op and the shapes (`_sum_to_shape`,
+`_one_per_parent`).
 
 Two facts make the sweep simple and iterative:
 - Every tensor gets a sequence number when it is created, and a tensor is always created after
@@ -124,12 +127,11 @@ def _sweep(output, grads, oldest=-1, keep=(), free=False):
     (sequence numbers); a leaf sends nothing on, so its total stays in `grads` too. With `free`,
     each node lets go of its parents and backward once it has sent its gradient to them.
 
-    A closure's gradient is summed down to its parent's shape if numpy broadcast the parent, and
-    a SliceGrad is written into its parent's total; a `backward(g, saved)` returns neither.
-    Summing without needless copies: the first contribution to a total is kept as it is (it may
-    be a view, or an array the op also gave to another parent), the second is added into a new
-    array, which the sweep then owns (its key goes into `owned`), and later ones are added into
-    that array in place.
+    A gradient is summed down to its parent's shape if numpy broadcast the parent, and a
+    SliceGrad is written into its parent's total. Summing without needless copies: the first
+    contribution to a total is kept as it is (it may be a view, or an array the op also gave to
+    another parent), the second is added into a new array, which the sweep then owns (its key
+    goes into `owned`), and later ones are added into that array in place.
     """
     nodes = _reachable(output, oldest)
     owned = set()
@@ -143,30 +145,32 @@ def _sweep(output, grads, oldest=-1, keep=(), free=False):
         if g is None:
             continue
         saved = node._saved
-        if saved is None:
-            parent_grads, shaped = backward_fn(g), False
-        else:
-            parent_grads, shaped = backward_fn(g, saved), True
-        for parent, pg in zip(node._parents, parent_grads):
-            if pg is None or not parent.requires_grad:
-                continue
-            key = parent._seq
-            if not shaped:
+        parent_grads = backward_fn(g) if saved is None else backward_fn(g, saved)
+        parents = node._parents
+        if type(parent_grads) is not tuple or len(parent_grads) != len(parents):
+            parent_grads = _one_per_parent(parent_grads, node)
+        try:
+            for parent, pg in zip(parents, parent_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                key = parent._seq
                 if type(pg) is SliceGrad:
                     _add_slice(grads, owned, key, pg)
                     continue
-                shape = parent.data.shape
-                if pg.shape != shape:
-                    pg = _sum_to_shape(pg, shape, node)
-            total = grads.get(key)
-            if total is None:
-                grads[key] = pg
-            elif key in owned:
-                total += pg
-            else:
-                total = grads[key] = total + pg
-                if type(total) is np.ndarray:      # a sum of 0-d arrays is a numpy scalar
-                    owned.add(key)
+                if pg.shape != parent.data.shape:
+                    pg = _sum_to_shape(pg, parent, node)
+                total = grads.get(key)
+                if total is None:
+                    grads[key] = pg
+                elif key in owned:
+                    total += pg
+                else:
+                    total = grads[key] = total + pg
+                    if type(total) is np.ndarray:  # a sum of 0-d arrays is a numpy scalar
+                        owned.add(key)
+        except AttributeError:                     # a gradient without a shape: a float, a list
+            _check_arrays(parent_grads, node)
+            raise
         if free:
             node._parents = ()
             node._backward, node._saved = freed_graph, None
@@ -186,19 +190,61 @@ def _add_slice(grads, owned, key, pg):
     total[pg.index] += pg.value
 
 
-def _sum_to_shape(pg, shape, node):
-    """unbroadcast(pg, shape), or, where no broadcasting of `shape` gives pg's shape, an error
-    naming the op whose backward (recorded on `node`) returned pg."""
-    try:
-        summed = unbroadcast(pg, shape)
-    except (ValueError, IndexError):      # no axis of that number: the shapes do not align
-        summed = None
+def _sum_to_shape(pg, parent, node):
+    """unbroadcast(pg, parent's shape), or, where no broadcasting of that shape gives pg's, an
+    error naming the op whose backward (recorded on `node`) returned pg, and both shapes."""
+    shape = parent.data.shape
+    summed = unbroadcast(pg, shape) if pg.ndim >= len(shape) else None
     if summed is None or summed.shape != shape:
         raise ValueError(
             f"{_describe_backward(node._backward)} returned a gradient of shape {pg.shape} for "
-            f"an input of shape {shape}: a gradient must have its input's shape, or the shape "
-            "numpy broadcast that input to (and backward returns a tuple, one gradient per input)")
+            f"{_which_input(parent, node)} of shape {shape}: a gradient must have its input's "
+            "shape, or the shape numpy broadcast that input to")
     return summed
+
+
+def _one_per_parent(parent_grads, node):
+    """parent_grads as a tuple of one gradient per parent of `node`, or the error naming the op
+    whose backward returned something else. A list of the right length will do."""
+    n = len(node._parents)
+    if isinstance(parent_grads, (tuple, list)):
+        if len(parent_grads) == n:
+            return tuple(parent_grads)
+        returned = _count(len(parent_grads), "gradient")
+    elif isinstance(parent_grads, np.ndarray):
+        returned = f"one array of shape {parent_grads.shape}, not a tuple"
+    elif parent_grads is None:
+        returned = "None, not a tuple"
+    else:
+        returned = f"a {type(parent_grads).__name__}, not a tuple"
+    inputs = _count(n, "input")
+    raise ValueError(
+        f"{_describe_backward(node._backward)} returned {returned}, for an op with {inputs}: "
+        "a backward returns a tuple with one gradient (or None) per input, in the order of the "
+        "op's parents, so `return (grad,)` for an op with one input")
+
+
+def _count(n, noun):
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _check_arrays(parent_grads, node):
+    """Raise the error naming the op of `node` if one of the gradients its backward returned is
+    not an array (has no shape); return if they all are."""
+    for parent, pg in zip(node._parents, parent_grads):
+        if pg is not None and not hasattr(pg, "shape"):
+            raise ValueError(
+                f"{_describe_backward(node._backward)} returned {type(pg).__name__} {pg!r:.40} "
+                f"for {_which_input(parent, node)} of shape {parent.data.shape}: a gradient must "
+                "be a numpy array of its input's shape") from None
+
+
+def _which_input(parent, node):
+    """'an input', or 'input parents[1]': where `parent` stands among the parents of `node`."""
+    parents = node._parents
+    if len(parents) == 1:
+        return "an input"
+    return f"input parents[{next(i for i, p in enumerate(parents) if p is parent)}]"
 
 
 def _describe_backward(backward_fn):

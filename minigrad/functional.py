@@ -339,7 +339,7 @@ def conv2d(x, w, b=None, stride=1, padding=0):
                 dxp[:, :, i:i + sh * out_h:sh, j:j + sw * out_w:sw] += \
                     dpatches[:, :, :, :, i, j].transpose(0, 3, 1, 2)
         dx = dxp[:, :, ph:ph + xa.shape[2], pw:pw + xa.shape[3]]
-        return dx, dw, (g.sum(axis=(0, 2, 3)) if b is not None else None)
+        return (dx, dw) if b is None else (dx, dw, g.sum(axis=(0, 2, 3)))
 
     parents = (x, w) if b is None else (x, w, b)
     return op_result(np.ascontiguousarray(out), parents, backward)

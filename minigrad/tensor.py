@@ -32,10 +32,11 @@ def op_result(data, parents, backward, saved=None):
     a new op needs (docs/extending.md).
 
     parents: the op's input tensors (a tuple), in the order its backward returns their gradients.
-    backward: a closure `backward(g)`, g of data's shape, returning one gradient per parent (None
-        for one that needs none), each of its parent's shape or of a shape numpy broadcast that
-        parent to; or, with `saved` (anything but None), a function `backward(g, saved)` whose
-        gradients have exactly their parents' shapes. None for a result with no parents.
+    backward: a closure `backward(g)`, g of data's shape, returning a tuple of one gradient per
+        parent (None for one that needs none), each of its parent's shape or of a shape numpy
+        broadcast that parent to; or, with `saved` (anything but None), a function
+        `backward(g, saved)` returning the same. None for a result with no parents. The sweep
+        checks the gradients' number and shapes, and names the op if they are wrong.
     """
     out = _new_tensor(Tensor)
     out.data = data if type(data) is np.ndarray else np.asarray(data)
@@ -54,19 +55,6 @@ def op_result(data, parents, backward, saved=None):
     out._backward = None
     out._saved = None
     return out
-
-
-def _elementwise_result(out, a, b, backward, saved):
-    """`op_result` for a binary elementwise op on tensors a and b with the backward `backward(g,
-    saved)`. If numpy broadcast an operand that needs a gradient, the backward is wrapped in a
-    closure, whose gradients autograd sums back to the parents' shapes. (A broadcast constant,
-    such as the 2 of `x * 2`, gets no gradient, so it needs no summing.)"""
-    a_shape, b_shape = a.data.shape, b.data.shape
-    if a_shape != b_shape:
-        shape = out.shape
-        if (a.requires_grad and a_shape != shape) or (b.requires_grad and b_shape != shape):
-            return op_result(out, (a, b), lambda g: backward(g, saved))
-    return op_result(out, (a, b), backward, saved)
 
 
 def _constant(value, like):
@@ -223,7 +211,7 @@ class Tensor:
             out = self.data + other.data
         except ValueError:
             raise _broadcast_error("add", self, other) from None
-        return _elementwise_result(out, self, other, self._add_backward, ())
+        return op_result(out, (self, other), self._add_backward, ())
 
     @staticmethod
     def _add_backward(g, _):
@@ -236,7 +224,7 @@ class Tensor:
             out = self.data - other.data
         except ValueError:
             raise _broadcast_error("sub", self, other) from None
-        return _elementwise_result(out, self, other, self._sub_backward, ())
+        return op_result(out, (self, other), self._sub_backward, ())
 
     @staticmethod
     def _sub_backward(g, _):
@@ -252,9 +240,8 @@ class Tensor:
             raise _broadcast_error("mul", self, other) from None
 
         # each factor's gradient is g times the other factor, kept only if that one is needed
-        return _elementwise_result(out, self, other, self._mul_backward,
-                                   (b if self.requires_grad else None,
-                                    a if other.requires_grad else None))
+        return op_result(out, (self, other), self._mul_backward,
+                         (b if self.requires_grad else None, a if other.requires_grad else None))
 
     @staticmethod
     def _mul_backward(g, saved):
@@ -272,8 +259,8 @@ class Tensor:
             raise _broadcast_error("div", self, other) from None
 
         # only the divisor's gradient needs the quotient
-        return _elementwise_result(out, self, other, self._div_backward,
-                                   (b, out if other.requires_grad else None))
+        return op_result(out, (self, other), self._div_backward,
+                         (b, out if other.requires_grad else None))
 
     @staticmethod
     def _div_backward(g, saved):

@@ -277,33 +277,119 @@ def test_op_result_saved_form_calls_backward_with_the_saved_arrays(rng):
     np.testing.assert_array_equal(calls[0], np.full(3, 5.0))
 
 
-@pytest.mark.parametrize("sweep", ["backward", "grad"])
-def test_a_backward_returning_a_gradient_of_the_wrong_shape_is_an_error_naming_the_op(sweep, rng):
-    x = tensor64(rng, (3,))
+def misshapen_op(out, parents, gradients, form):
+    """op_result(out, parents, ...) whose backward returns gradients(g), written as a closure
+    `backward(g)` or in the saved form `backward(g, saved)`; errors name it as its op."""
+    if form == "closure":
+        def backward(g):
+            return gradients(g)
+        return mg.op_result(out, parents, backward)
 
-    def misshapen(x):
-        return mg.op_result(x.data * 2, (x,), lambda g: (np.ones(2),))
-    loss = misshapen(x).sum()
-    with pytest.raises(ValueError, match=r"the backward of .*misshapen \(.*test_autograd.py, line "
-                                         r"\d+\) returned a gradient of shape \(2,\) for an input "
-                                         r"of shape \(3,\)"):
+    def saved_backward(g, saved):
+        return gradients(g)
+    return mg.op_result(out, parents, saved_backward, ())
+
+
+FORMS = ["closure", "saved"]
+
+
+def test_op_result_saved_form_gradients_of_a_broadcast_shape_are_summed_to_the_parent(rng):
+    row, column = tensor64(rng, (3,)), tensor64(rng, (2, 1))
+    def outer_sum(a, b):
+        return misshapen_op(a.data + b.data, (a, b), lambda g: (g, g), "saved")
+    assert mg.gradcheck(outer_sum, [row, column])
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("sweep", ["backward", "grad"])
+def test_a_backward_returning_a_gradient_of_the_wrong_shape_is_an_error_naming_the_op(
+        sweep, form, rng):
+    x = tensor64(rng, (3,))
+    loss = misshapen_op(x.data * 2, (x,), lambda g: (np.ones(2),), form).sum()
+    with pytest.raises(ValueError, match=r"the backward of .*misshapen_op \(.*test_autograd.py, "
+                                         r"line \d+\) returned a gradient of shape \(2,\) for an "
+                                         r"input of shape \(3,\)"):
         loss.backward() if sweep == "backward" else mg.grad(loss, x)
 
 
-def test_a_backward_returning_an_array_instead_of_a_tuple_is_an_error_naming_the_op(rng):
-    def untupled(x):
-        return mg.op_result(x.data * 2, (x,), lambda g: g * 2)
-    with pytest.raises(ValueError, match=r"untupled .*shape \(\) for an input of shape \(3,\).*"
-                                         r"returns a tuple"):
-        untupled(tensor64(rng, (3,))).sum().backward()
-
-
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("parent_shape,grad_shape", [((3, 1), (3,)), ((2, 3), (3,)),
-                                                     ((1, 3), (3, 2)), ((2,), (2, 3))])
+                                                     ((1, 3), (3, 2)), ((2,), (2, 3)),
+                                                     ((3,), (3, 1)), ((3,), (1,)), ((3,), ()),
+                                                     ((1,), ()), ((2, 1), (2,))])
 def test_a_gradient_no_broadcasting_explains_is_an_error_however_the_shapes_differ(
-        parent_shape, grad_shape, rng):
+        parent_shape, grad_shape, form, rng):
+    """More dims, fewer dims, a length-1 axis too few or too many, a 0-d scalar: each is named."""
     x = tensor64(rng, parent_shape)
-    op = mg.op_result(np.zeros(grad_shape), (x,), lambda g: (g,))
+    op = misshapen_op(np.zeros(grad_shape), (x,), lambda g: (g,), form)
     with pytest.raises(ValueError, match=re.escape(f"returned a gradient of shape {grad_shape} "
                                                    f"for an input of shape {parent_shape}")):
         op.sum().backward()
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_error_for_an_op_of_several_inputs_says_which_input_got_the_wrong_shape(form, rng):
+    a, b = tensor64(rng, (3,)), tensor64(rng, (3,))
+    op = misshapen_op(a.data + b.data, (a, b), lambda g: (g, g[:2]), form)
+    with pytest.raises(ValueError, match=re.escape("returned a gradient of shape (2,) for input "
+                                                   "parents[1] of shape (3,)")):
+        op.sum().backward()
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_wrong_shape_is_an_error_before_it_reaches_an_existing_grad_or_another_contribution(
+        form, rng):
+    """Caught where the backward returns it, not left to numpy's broadcasting when it is added
+    to the leaf's .grad of an earlier backward, or to the tensor's other gradients."""
+    x = tensor64(rng, (3,))
+    (x * 2.0).sum().backward()
+    before = x.grad.copy()
+    message = r"misshapen_op .*shape \(4,\) for an input of shape \(3,\)"
+    with pytest.raises(ValueError, match=message):
+        misshapen_op(x.data * 2, (x,), lambda g: (np.ones(4),), form).sum().backward()
+    np.testing.assert_array_equal(x.grad, before)
+    with pytest.raises(ValueError, match=message):
+        y = misshapen_op(x.data * 2, (x,), lambda g: (np.ones(4),), form)
+        (y + x * 3.0 + x).sum().backward()
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_backward_returning_an_array_instead_of_a_tuple_is_an_error_naming_the_op(form, rng):
+    """With one input; and with two, where the array's rows would have passed for the two
+    gradients."""
+    x, y = tensor64(rng, (3,)), tensor64(rng, (3,))
+    with pytest.raises(ValueError, match=r"misshapen_op .*returned one array of shape \(3,\), "
+                                         r"not a tuple, for an op with 1 input.*return \(grad,\)"):
+        misshapen_op(x.data * 2, (x,), lambda g: g * 2, form).sum().backward()
+    with pytest.raises(ValueError, match=r"returned one array of shape \(2, 3\), not a tuple, for "
+                                         r"an op with 2 inputs"):
+        misshapen_op(x.data + y.data, (x, y), lambda g: np.stack([g, g]), form).sum().backward()
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("returned,message", [
+    (lambda g: (g,), "returned 1 gradient, for an op with 2 inputs"),
+    (lambda g: (g, g, g), "returned 3 gradients, for an op with 2 inputs"),
+    (lambda g: None, "returned None, not a tuple, for an op with 2 inputs"),
+])
+def test_a_backward_returning_a_gradient_for_the_wrong_number_of_inputs_is_an_error(
+        returned, message, form, rng):
+    x, y = tensor64(rng, (3,)), tensor64(rng, (3,))
+    with pytest.raises(ValueError, match=r"misshapen_op .*" + re.escape(message)):
+        misshapen_op(x.data + y.data, (x, y), returned, form).sum().backward()
+
+
+def test_a_backward_may_return_a_list_but_not_a_none_past_its_last_input(rng):
+    x = tensor64(rng, (3,))
+    misshapen_op(x.data * 2, (x,), lambda g: [g * 2], "closure").sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="returned 2 gradients, for an op with 1 input"):
+        misshapen_op(x.data * 2, (x,), lambda g: (g * 2, None), "closure").sum().backward()
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_backward_returning_a_number_instead_of_an_array_is_an_error_naming_the_op(form, rng):
+    x = tensor64(rng, (3,))
+    with pytest.raises(ValueError, match=r"misshapen_op .*returned float 1.0 for an input of shape "
+                                         r"\(3,\): a gradient must be a numpy array"):
+        misshapen_op(x.data * 2, (x,), lambda g: (1.0,), form).sum().backward()
