@@ -157,20 +157,6 @@ def test_parameters_default_to_float32_and_require_grad():
     assert all(q.dtype == np.float32 for q in TwoLayer().parameters())
 
 
-def test_gradcheck_catches_a_wrong_backward(rng):
-    x = tensor64(rng, (2, 3))
-
-    def wrong_square(t):
-        return mg.op_result(t.data * t.data, (t,), lambda g: (g * t.data * 2.2,))
-    with pytest.raises(AssertionError, match=r"gradcheck: input 0 of shape \(2, 3\): largest mismatch"):
-        mg.gradcheck(wrong_square, [x])
-
-
-def test_gradcheck_wants_float_tensors():
-    with pytest.raises(TypeError, match="input 0 must be a floating-point Tensor"):
-        mg.gradcheck(lambda t: t, [np.ones(2)])
-
-
 # ----- BatchNorm2d -----
 def batch(seed=0, shape=(8, 3, 4, 4)):
     rng = np.random.default_rng(seed)
