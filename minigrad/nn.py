@@ -37,9 +37,6 @@ class Parameter(Tensor):
     def __init__(self, data, dtype=None):
         super().__init__(data, requires_grad=True, dtype=dtype)
 
-    def __repr__(self):
-        return "Parameter" + super().__repr__()[len("Tensor"):]
-
 
 class Module:
     """Base class: subclasses set Parameters and sub-Modules as attributes and define forward.
@@ -56,6 +53,31 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    def extra_repr(self):
+        """What the module prints inside its parentheses besides its sub-modules: its sizes and
+        settings, such as `in_features=784, out_features=20, bias=True` (torch's hook)."""
+        return ""
+
+    def __repr__(self):
+        """torch's layout: the class name, then, indented one per line, the lines of extra_repr
+        and each sub-module as `(name): ...`; a list of sub-modules prints as `(name): [` and
+        its items as `(0): ...`. A module without sub-modules fits on one line:
+        `Linear(in_features=3, out_features=2, bias=True)`."""
+        extra = self.extra_repr()
+        children = []
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                children.append(f"({name}): {value!r}")
+            elif isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
+                opening, closing = "[]" if isinstance(value, list) else "()"
+                items = "".join(f"\n  ({i}): {_indent(repr(item))}"
+                                for i, item in enumerate(value) if isinstance(item, Module))
+                children.append(f"({name}): {opening}{items}\n{closing}")
+        if not children and "\n" not in extra:
+            return f"{type(self).__name__}({extra})"
+        lines = (extra.split("\n") if extra else []) + children
+        return f"{type(self).__name__}(\n  " + "\n  ".join(map(_indent, lines)) + "\n)"
 
     def _children(self):
         """(attribute name, value) of this module's Parameters, buffers and sub-Modules, in
@@ -149,6 +171,11 @@ class Module:
             array[...] = state[name]
 
 
+def _indent(text):
+    """text with every line after the first indented by two spaces."""
+    return text.replace("\n", "\n  ")
+
+
 class Linear(Module):
     """y = x @ W + b, W of shape (in_features, out_features), initialised U(-1/sqrt(in), 1/sqrt(in))."""
 
@@ -161,6 +188,10 @@ class Linear(Module):
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
+    def extra_repr(self):
+        n_in, n_out = self.weight.shape
+        return f"in_features={n_in}, out_features={n_out}, bias={self.bias is not None}"
+
 
 class LSTMCell(Module):
     """One LSTM step (see functional.lstm_cell); state (h, c) defaults to zeros."""
@@ -168,7 +199,7 @@ class LSTMCell(Module):
     def __init__(self, input_size, hidden_size, rng=None, dtype=np.float32):
         rng = generator(rng)
         bound = 1 / np.sqrt(hidden_size)
-        self.hidden_size = hidden_size
+        self.input_size, self.hidden_size = input_size, hidden_size
         self.weight = Parameter(rng.uniform(-bound, bound, (input_size + hidden_size, 4 * hidden_size)),
                                 dtype=dtype)
         self.bias = Parameter(rng.uniform(-bound, bound, 4 * hidden_size), dtype=dtype)
@@ -179,6 +210,9 @@ class LSTMCell(Module):
             state = (zeros, zeros)
         h, c = state
         return F.lstm_cell(x, h, c, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}"
 
 
 class Conv2d(Module):
@@ -196,6 +230,12 @@ class Conv2d(Module):
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self):
+        out_channels, in_channels, kh, kw = self.weight.shape
+        bias = "" if self.bias is not None else ", bias=False"
+        return (f"{in_channels}, {out_channels}, kernel_size={(kh, kw)}, stride={self.stride}, "
+                f"padding={self.padding}{bias}")
 
 
 class BatchNorm2d(Module):
@@ -251,5 +291,6 @@ class BatchNorm2d(Module):
         normalised = centered / (var + self.eps).sqrt()
         return normalised * weight.reshape(per_channel) + bias.reshape(per_channel)
 
-    def __repr__(self):
-        return f"BatchNorm2d({self.num_features}, track_running_stats={self.track_running_stats})"
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"track_running_stats={self.track_running_stats}")

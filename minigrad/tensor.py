@@ -174,8 +174,15 @@ class Tensor:
         return len(self.data)
 
     def __repr__(self):
-        extra = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({np.array2string(self.data, precision=4, separator=', ')}{extra})"
+        """Like numpy's: `Tensor([[1., 2.],` and the next rows aligned under the first, then the
+        dtype unless it is float32, the default, and requires_grad if set."""
+        prefix = type(self).__name__ + "("
+        extra = "" if self.data.dtype == np.float32 else f", dtype={self.data.dtype}"
+        extra += ", requires_grad=True" if self.requires_grad else ""
+        # numpy wraps every row as if it ended in `suffix`: give it only the next character
+        values = np.array2string(self.data, precision=4, separator=", ", prefix=prefix,
+                                 suffix="," if extra else ")")
+        return prefix + values + extra + ")"
 
     def __bool__(self):
         if self.data.size != 1:

@@ -113,7 +113,5 @@ class ConvNet(nn.Module):
                 else (scale * rng.standard_normal(p.shape)).astype(p.dtype)
                 for p in self.parameters()]
 
-    def __repr__(self):
-        return (f"ConvNet(in_channels={self.in_channels}, channels={self.channels}, "
-                f"hidden={self.hidden}, image_size={self.image_size}, "
-                f"batch_norm={self.batch_norm})")
+    def extra_repr(self):
+        return f"image_size={self.image_size}"

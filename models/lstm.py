@@ -45,7 +45,3 @@ class LSTM(nn.Module):
                 inp = state[layer][0]
             outputs.append(inp)
         return F.stack(outputs), state
-
-    def __repr__(self):
-        return (f"LSTM(input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers})")

@@ -74,5 +74,5 @@ class MLP(nn.Module):
         its own."""
         return mlp_logits(params, x, self._act)
 
-    def __repr__(self):
-        return f"MLP(sizes={self.sizes}, activation={self.activation!r})"
+    def extra_repr(self):
+        return f"activation={self.activation!r}"

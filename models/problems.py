@@ -354,7 +354,9 @@ class ImageFamily:
                               self.init_scale, _new_seed(rng), f"{self.name}-convnet")
 
     def __repr__(self):
-        return (f"{type(self).__name__}({self.name!r}, n={len(self.labels)}, net={self.net!r}, "
+        net = self.net
+        return (f"{type(self).__name__}({self.name!r}, n={len(self.labels)}, "
+                f"channels={net.channels}, hidden={net.hidden}, batch_norm={net.batch_norm}, "
                 f"batch_size={self.batch_size})")
 
 

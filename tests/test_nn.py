@@ -1,4 +1,4 @@
-"""Modules, parameters, buffers and layers; the gradient checker itself."""
+"""Modules, parameters, buffers and layers, and how they print."""
 import numpy as np
 import pytest
 
@@ -216,3 +216,89 @@ def test_batch_norm_gradients_match_finite_differences(training, rng):
 def test_batch_norm_keeps_float32():
     out = nn.BatchNorm2d(3)(mg.Tensor(batch()))
     assert out.dtype == np.float32
+
+
+# ----- repr -----
+def test_layers_print_their_sizes_and_settings_on_one_line():
+    assert repr(nn.Linear(784, 20)) == "Linear(in_features=784, out_features=20, bias=True)"
+    assert repr(nn.Linear(3, 2, bias=False)) == "Linear(in_features=3, out_features=2, bias=False)"
+    assert repr(nn.LSTMCell(2, 20)) == "LSTMCell(2, 20)"
+    assert repr(nn.Conv2d(3, 16, 5, padding=2)) == \
+        "Conv2d(3, 16, kernel_size=(5, 5), stride=1, padding=2)"
+    assert repr(nn.Conv2d(3, 8, (3, 1), stride=2, bias=False)) == \
+        "Conv2d(3, 8, kernel_size=(3, 1), stride=2, padding=0, bias=False)"
+    assert repr(nn.BatchNorm2d(16, track_running_stats=False)) == \
+        "BatchNorm2d(16, eps=1e-05, momentum=0.1, track_running_stats=False)"
+
+
+def test_a_module_prints_its_submodules_as_a_tree_with_lists_indexed():
+    assert repr(TwoLayer()) == """TwoLayer(
+  (hidden): Linear(in_features=3, out_features=4, bias=True)
+  (blocks): [
+    (0): Linear(in_features=4, out_features=4, bias=True)
+    (1): Linear(in_features=4, out_features=2, bias=True)
+  ]
+)"""
+
+
+def test_extra_repr_is_the_hook_for_what_a_module_prints_besides_its_submodules():
+    class Empty(nn.Module):
+        pass
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            self.inner = [TwoLayer()]
+
+        def extra_repr(self):
+            return "scale=2.0\nshift=none"
+    assert repr(Empty()) == "Empty()"
+    assert repr(Scaled()) == """Scaled(
+  scale=2.0
+  shift=none
+  (inner): [
+    (0): TwoLayer(
+      (hidden): Linear(in_features=3, out_features=4, bias=True)
+      (blocks): [
+        (0): Linear(in_features=4, out_features=4, bias=True)
+        (1): Linear(in_features=4, out_features=2, bias=True)
+      ]
+    )
+  ]
+)"""
+
+
+def test_the_models_print_as_trees_of_their_layers():
+    from models import MLP, ConvNet
+    from optim.learned.network import CoordinatewiseLSTM, NetworkConfig
+    assert repr(MLP((784, 20, 10))) == """MLP(
+  activation='sigmoid'
+  (layers): [
+    (0): Linear(in_features=784, out_features=20, bias=True)
+    (1): Linear(in_features=20, out_features=10, bias=True)
+  ]
+)"""
+    assert repr(CoordinatewiseLSTM(NetworkConfig(layers=(20,)))) == """CoordinatewiseLSTM(
+  preprocess_p=10.0, out_weight=(20, 1), output_scale=0.1
+  (cells): [
+    (0): LSTMCell(2, 20)
+  ]
+)"""
+    convnet = repr(ConvNet(channels=(4,), hidden=(), batch_norm=True, image_size=8))
+    assert convnet == """ConvNet(
+  image_size=(8, 8)
+  (blocks): [
+    (0): ConvBlock(
+      (conv): Conv2d(3, 4, kernel_size=(5, 5), stride=1, padding=2, bias=False)
+      (norm): BatchNorm2d(4, eps=1e-05, momentum=0.1, track_running_stats=True)
+    )
+  ]
+  (layers): [
+    (0): Linear(in_features=64, out_features=10, bias=True)
+  ]
+)"""
+
+
+def test_a_parameter_prints_its_rows_aligned_under_the_first():
+    assert repr(nn.Parameter([[1.0, 2.0], [3.0, 4.0]])) == (
+        "Parameter([[1., 2.],\n"
+        "           [3., 4.]], requires_grad=True)")

@@ -235,6 +235,38 @@ def test_integer_tensor_cannot_require_grad():
         mg.Tensor([1, 2, 3], requires_grad=True)
 
 
+# ----- repr -----
+def test_repr_aligns_the_rows_of_a_matrix_under_the_first():
+    t = mg.Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    assert repr(t) == ("Tensor([[1., 2.],\n"
+                       "        [3., 4.]], requires_grad=True)")
+    assert repr(mg.Tensor(np.arange(8.0).reshape(2, 2, 2))) == ("Tensor([[[0., 1.],\n"
+                                                                 "         [2., 3.]],\n"
+                                                                 "\n"
+                                                                 "        [[4., 5.],\n"
+                                                                 "         [6., 7.]]])")
+
+
+def test_repr_wraps_long_rows_aligned_too():
+    assert repr(mg.Tensor(np.arange(24.0).reshape(2, 12), requires_grad=True)) == (
+        "Tensor([[ 0.,  1.,  2.,  3.,  4.,  5.,  6.,  7.,  8.,  9., 10., 11.],\n"
+        "        [12., 13., 14., 15., 16., 17., 18., 19., 20., 21., 22., 23.]], requires_grad=True)")
+    assert repr(mg.Tensor(np.arange(40.0).reshape(2, 20))) == (
+        "Tensor([[ 0.,  1.,  2.,  3.,  4.,  5.,  6.,  7.,  8.,  9., 10., 11., 12.,\n"
+        "         13., 14., 15., 16., 17., 18., 19.],\n"
+        "        [20., 21., 22., 23., 24., 25., 26., 27., 28., 29., 30., 31., 32.,\n"
+        "         33., 34., 35., 36., 37., 38., 39.]])")
+
+
+def test_repr_names_the_dtype_unless_it_is_float32_the_default():
+    assert repr(mg.Tensor([1.0, 2.5])) == "Tensor([1. , 2.5])"
+    assert repr(mg.Tensor(3.5)) == "Tensor(3.5)"
+    assert repr(mg.Tensor([1.0, 2.5], dtype=np.float64, requires_grad=True)) == \
+        "Tensor([1. , 2.5], dtype=float64, requires_grad=True)"
+    assert repr(mg.Tensor([1, 2])) == f"Tensor([1, 2], dtype={np.array([1, 2]).dtype})"
+    assert repr(mg.Tensor([1.0]) > 0) == "Tensor([ True], dtype=bool)"
+
+
 # ----- bad input -----
 @pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "pow"])
 def test_shape_mismatch_names_the_op_and_both_shapes(op):

@@ -106,6 +106,13 @@ class CoordinatewiseLSTM(nn.Module):
         update = F.linear(x, self.out_weight, self.out_bias) * config.output_scale
         return update.reshape(-1), new_state
 
+    def extra_repr(self):
+        config = self.config
+        inputs = f"preprocess_p={config.preprocess_p}" if config.preprocess else "preprocess=False"
+        forget_bias = f", forget_bias={config.forget_bias}" if config.forget_bias else ""
+        return (f"{inputs}{forget_bias}, out_weight={self.out_weight.shape}, "
+                f"output_scale={config.output_scale}")
+
 
 def detach_state(state):
     """The LSTM state cut from the graph (the truncation of truncated BPTT)."""
