@@ -167,7 +167,8 @@ def test_compare_tunes_on_validation_digits_and_tests_on_the_chosen_split(tmp_pa
         asked.clear()
         out = tmp_path / split
         cli.main(["compare", "--task", "mnist", "--optimizer", str(tmp_path / "optimizer.npz"),
-                  "--steps", "2", "--tests", "1", "--test-split", split, "--out", str(out)])
+                  "--steps", "2", "--tests", "1", "--test-split", split, "--out", str(out),
+                  "--workers", "1"])     # workers in other processes would not see the fake
         # tuning reads the official training split (its validation part), testing `split`
         assert sorted(asked) == sorted(["train", split])
         report = json.loads((out / "compare.json").read_text())
@@ -232,9 +233,9 @@ def test_mnist_meta_trains_on_the_train_part_and_validates_on_the_held_out_part(
             super().__init__(networks, family, *args, validation_family=validation_family,
                              **kwargs)
     monkeypatch.setattr(experiments, "MetaTrainer", Recording)
-    cli.main(["train", "--task", "mnist", "--out", str(tmp_path / "all")])
+    cli.main(["train", "--task", "mnist", "--out", str(tmp_path / "all"), "--workers", "1"])
     cli.main(["train", "--task", "mnist", "--out", str(tmp_path / "some"), "--digits", "20",
-              "--problems-per-update", "2"])
+              "--problems-per-update", "2", "--workers", "1"])
     (family, validation), (family_some, _) = made
     assert (family.split, len(family.labels), family.subset) == ("train", 50, None)
     assert (validation.split, len(validation.labels)) == ("validation", 10)

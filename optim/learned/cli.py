@@ -36,6 +36,7 @@ from models.data import DatasetError
 
 from . import experiments
 from .meta import MetaTrainingInterrupted
+from .parallel import default_workers
 from .tasks import TASKS
 
 # The optimizer network's matmuls are tall and thin ((coordinates, 40) @ (40, 80)): on the
@@ -123,6 +124,13 @@ def build_parser():
     reproduce.add_argument("--steps", type=integer(1), nargs="+",
                            help="horizons to compare at (default: the task's, 100; mnist: 100 200)")
     for p in (train, compare, reproduce):
+        p.add_argument("--workers", type=integer(1), default=default_workers(),
+                       help="processes for the independent runs (the baselines' tuning, the test "
+                            "problems, validation); the figures do not depend on it (default: "
+                            f"this machine's cores, {default_workers()})")
+        p.add_argument("--cluster", metavar="ADDRESS",
+                       help="run them on the Dask cluster whose scheduler is at ADDRESS (e.g. "
+                            "tcp://10.0.0.5:8786) instead; needs pip install -e '.[cluster]'")
         p.add_argument("--data-dir", help="where datasets are looked for (default: $MINIGRAD_DATA "
                                           "or ~/.cache/minigrad); MNIST falls back to the copy "
                                           "shipped with the project")
@@ -152,7 +160,8 @@ def learned_optimizers(values):
 
 def run(args):
     """Call the experiment function that `args` (parsed by `parse`) names."""
-    data = {"data_dir": args.data_dir, "download": args.download}
+    data = {"data_dir": args.data_dir, "download": args.download, "workers": args.workers,
+            "cluster": args.cluster}
     if args.command in ("train", "reproduce"):
         training = dict(
             recipe=args.recipe, resume=args.resume, force=args.force, digits=args.digits,

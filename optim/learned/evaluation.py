@@ -4,14 +4,18 @@ every optimizer run on the same fresh test problems.
 
 The baselines run the pure update rules of `optim.functional` on the problem's parameter
 arrays; other hyperparameters stay at their common defaults (NAG: Nesterov momentum 0.9).
+
+Problems are given as (problem, theta_0) pairs, or as `problem_sets.ProblemRef`s, which a
+`parallel.Runner` with several workers can send to them; every run is independent, so the
+results are the same whatever runs them.
 """
 from functools import partial
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import functional as OF
 from .optimizer import learned_losses
+from .parallel import Runner
 
 BASELINES = {         # name -> (learning rate -> update rule)
     "SGD": OF.sgd,
@@ -65,43 +69,68 @@ def diverged(losses, start=None):
                 or losses[-1] > start + DIVERGENCE_TOLERANCE * abs(start))
 
 
-def tune_learning_rate(name, problems, steps, grid=None, progress=False):
-    """The grid learning rate with the lowest mean final loss over `problems` (a list of
-    (problem, theta0)), among those at which no run diverged (`diverged`: a loss not finite,
-    or the final loss more than 1% above the initial one on the same data). Returns (best lr, {lr: mean
-    final loss, or None where some run diverged}).
-    """
+def pair_of(problem):
+    """(problem, theta_0) of a pair or a ProblemRef."""
+    return problem if isinstance(problem, tuple) else problem.pair()
+
+
+def run(job):
+    """The losses f(theta_0..theta_steps) of one run: job = (problem, steps, optimizer), the
+    problem a (problem, theta_0) pair or a ProblemRef, the optimizer ("baseline", name, lr) or
+    ("learned", networks, assign)."""
+    problem, steps, optimizer = job
+    problem, theta0 = pair_of(problem)
+    if optimizer[0] == "baseline":
+        _, name, lr = optimizer
+        return baseline_losses(name, lr, problem, theta0, steps)
+    _, networks, assign = optimizer
+    return learned_losses(networks, problem, theta0, steps, assign)
+
+
+def tune_learning_rates(names, problems, steps, grid=None, progress=False, runner=None):
+    """For each baseline in `names`, the grid learning rate with the lowest mean final loss over
+    `problems`, among those at which no run diverged (`diverged`: a loss not finite, or the
+    final loss more than 1% above the initial one on the same data). Returns {name: (best lr,
+    {lr: mean final loss, or None where some run diverged})}. Every run goes to `runner` at
+    once (default: this process)."""
     grid = learning_rate_grid() if grid is None else grid
-    starts = [start_at_end(problem, theta0, steps) for problem, theta0 in problems]
-    scores = {}
-    for lr in tqdm(grid, desc=f"tuning {name}", leave=False, disable=not progress):
-        runs = [baseline_losses(name, lr, problem, theta0, steps) for problem, theta0 in problems]
-        scores[float(lr)] = (None if any(diverged(run, start) for run, start in zip(runs, starts))
-                             else float(np.mean([run[-1] for run in runs])))
-    kept = {lr: score for lr, score in scores.items() if score is not None}
-    if not kept:
-        raise RuntimeError(f"tuning {name}: every learning rate in the grid diverged on some "
-                           f"of the {len(problems)} validation problems")
-    return min(kept, key=kept.get), scores
+    starts = [start_at_end(*pair_of(problem), steps) for problem in problems]
+    keys = [(name, float(lr)) for name in names for lr in grid]
+    jobs = [(problem, steps, ("baseline", name, lr)) for name, lr in keys for problem in problems]
+    finals = iter((runner or Runner()).map(run, jobs, desc="tuning", progress=progress))
+    tuned = {}
+    for name, lr in keys:
+        runs = [next(finals) for _ in problems]
+        scores = tuned.setdefault(name, {})
+        scores[lr] = (None if any(diverged(r, start) for r, start in zip(runs, starts))
+                      else float(np.mean([r[-1] for r in runs])))
+    result = {}
+    for name, scores in tuned.items():
+        kept = {lr: score for lr, score in scores.items() if score is not None}
+        if not kept:
+            raise RuntimeError(f"tuning {name}: every learning rate in the grid diverged on "
+                               f"some of the {len(problems)} validation problems")
+        result[name] = (min(kept, key=kept.get), scores)
+    return result
+
+
+def tune_learning_rate(name, problems, steps, grid=None, progress=False, runner=None):
+    """`tune_learning_rates` for one baseline: (best lr, {lr: mean final loss or None})."""
+    return tune_learning_rates([name], problems, steps, grid, progress, runner)[name]
 
 
 def compare_optimizers(learned, test_problems, steps, learning_rates, assign=None,
-                       progress=True):
+                       progress=True, runner=None):
     """Run each learned optimizer ({name: networks}) and every baseline (at its given learning
-    rate) on the same test problems. Returns {name: array (n_tests, steps + 1)} of losses at
-    theta_0 ... theta_steps, the learned optimizers first."""
-    results = {}
-    runs = [(name, None) for name in learned] + [(name, learning_rates[name]) for name in BASELINES]
-    for name, lr in runs:
-        rows = []
-        for problem, theta0 in tqdm(test_problems, desc=f"testing {name}", leave=False,
-                                    disable=not progress):
-            if lr is None:
-                rows.append(learned_losses(learned[name], problem, theta0, steps, assign))
-            else:
-                rows.append(baseline_losses(name, lr, problem, theta0, steps))
-        results[name] = np.array(rows)
-    return results
+    rate) on the same test problems (pairs or ProblemRefs). Returns {name: array (n_tests,
+    steps + 1)} of losses at theta_0 ... theta_steps, the learned optimizers first."""
+    optimizers = {name: ("learned", networks, assign) for name, networks in learned.items()}
+    optimizers.update((name, ("baseline", name, learning_rates[name])) for name in BASELINES)
+    jobs = [(problem, steps, optimizer) for optimizer in optimizers.values()
+            for problem in test_problems]
+    rows = (runner or Runner()).map(run, jobs, desc="testing", progress=progress)
+    n = len(test_problems)
+    return {name: np.array(rows[i * n:(i + 1) * n]) for i, name in enumerate(optimizers)}
 
 
 def summarize(losses):

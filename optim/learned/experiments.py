@@ -3,6 +3,7 @@
 baselines, `reproduce` does both with the task's settings. The command line
 (optim/learned/cli.py) is a thin front over these.
 """
+import contextlib
 import os
 import time
 from dataclasses import replace
@@ -14,9 +15,11 @@ from models.data import DatasetError
 from models.problems import draw_problems
 
 from .evaluation import (BASELINES, compare_optimizers, learning_rate_grid, start_at_end,
-                         tune_learning_rate)
+                         tune_learning_rates)
 from .meta import MetaTrainer
 from .network import CoordinatewiseLSTM, load_networks
+from .parallel import Runner
+from .problem_sets import ProblemRef, ProblemSet, clear_caches, family_of
 from .report import build_report, write_report
 from .runs import comparison_folder, training_folder
 from .tasks import TASKS
@@ -31,6 +34,26 @@ def problem_set(family, count, seed, purpose):
     """`count` (problem, theta_0) pairs from a stream of their own: the same seed and purpose
     ("tune" or "test") give the same problems; different purposes never share one."""
     return draw_problems(family, np.random.default_rng([seed, PURPOSES[purpose]]), count)
+
+
+def problem_source(task, split, count, seed, purpose, data_dir=None):
+    """The same problems as `problem_set(TASKS[task].make_family(split), ...)`, as a
+    ProblemSet that workers can rebuild."""
+    return ProblemSet(task, split, (seed, PURPOSES[purpose]), count, data_dir=data_dir)
+
+
+@contextlib.contextmanager
+def open_runner(workers=1, cluster=None, runner=None):
+    """`runner` if one is given (left open), else a new parallel.Runner, closed at the end."""
+    if runner is not None:
+        yield runner
+        return
+    with Runner(workers, cluster) as new:
+        try:
+            new.connect()
+        except (ImportError, OSError) as error:
+            raise UsageError(f"--cluster {cluster}: cannot connect: {error}") from None
+        yield new
 
 
 def task_spec(task):
@@ -96,7 +119,8 @@ def describe(recipe):
 
 
 def train(task, out, *, recipe=None, seed=0, resume=False, force=False, preprocess=None,
-          digits=None, data_dir=None, download=False, checkpoint_every=60.0, **meta):
+          digits=None, data_dir=None, download=False, checkpoint_every=60.0, workers=1,
+          cluster=None, runner=None, **meta):
     """Meta-train the optimizer of `task` (for a generalisation task: of the task it tests)
     with `recipe` (default: the task's first, "paper"); writes out/optimizer.npz (the best
     network by validation) and out/checkpoint.npz.
@@ -107,8 +131,9 @@ def train(task, out, *, recipe=None, seed=0, resume=False, force=False, preproce
     A folder that already holds a run needs `resume` (continue it; a finished run is left as
     it is) or `force` (start over): see `runs.training_folder`. The checkpoint is also written
     every `checkpoint_every` seconds, and on Ctrl-C (then `MetaTrainingInterrupted` is raised).
-    Every setting and the folder are checked before any work (UsageError). Returns the wall
-    time in seconds.
+    Validation runs on `workers` processes or on the Dask cluster at `cluster` (see
+    `parallel.Runner`; or on `runner`, one already open), with the same result. Every setting
+    and the folder are checked before any work (UsageError). Returns the wall time in seconds.
     """
     trained_on, chosen = recipe_settings(task, recipe, seed=seed, preprocess=preprocess,
                                          digits=digits, **meta)
@@ -134,22 +159,27 @@ def train(task, out, *, recipe=None, seed=0, resume=False, force=False, preproce
         raise
     except ValueError as error:
         raise UsageError(f"train: {error}") from None
-    validation_family = spec.make_family("validation", **data)
+    clear_caches()
+    validation_family = family_of(trained_on, "validation", data_dir, download=download)
     networks = {name: CoordinatewiseLSTM(replace(chosen.network, seed=seed + i))
                 for i, name in enumerate(spec.networks)}
     sample = family.sample(np.random.default_rng(0))
-    trainer = MetaTrainer(networks, family, chosen.meta, out_dir=out,
-                          assign=spec.assignment(sample), validation_family=validation_family,
-                          checkpoint_every=checkpoint_every)
-    if state == "resume":
-        trainer.load_checkpoint(trainer.checkpoint_path)
-        print(f"resuming {trainer.checkpoint_path} at epoch {trainer.epoch} of "
-              f"{chosen.meta.epochs}")
-    print(f"meta-training on {family!r}, validating on {validation_family!r}: "
-          f"{describe(chosen)}")
-    start = time.perf_counter()
-    best = trainer.fit()
-    elapsed = time.perf_counter() - start
+    with open_runner(workers, cluster, runner) as runner:
+        trainer = MetaTrainer(networks, family, chosen.meta, out_dir=out,
+                              assign=spec.assignment(sample), validation_family=validation_family,
+                              checkpoint_every=checkpoint_every, runner=runner,
+                              validation_refs=ProblemRef.all(ProblemSet(
+                                  trained_on, "validation", (seed, 1),
+                                  chosen.meta.validation_problems, data_dir=data_dir)))
+        if state == "resume":
+            trainer.load_checkpoint(trainer.checkpoint_path)
+            print(f"resuming {trainer.checkpoint_path} at epoch {trainer.epoch} of "
+                  f"{chosen.meta.epochs}")
+        print(f"meta-training on {family!r}, validating on {validation_family!r}: "
+              f"{describe(chosen)}")
+        start = time.perf_counter()
+        best = trainer.fit()
+        elapsed = time.perf_counter() - start
     print(f"best validation {chosen.meta.validate_on} {best:.5g} at epoch {trainer.best[1]}; "
           f"{trainer.skipped} updates skipped; {elapsed:.0f} s")
     print(f"wrote {os.path.join(out, 'optimizer.npz')}")
@@ -197,7 +227,7 @@ def comparison_settings(task, optimizers, *, steps, tests, seed, test_split):
 
 
 def compare(task, optimizers, out, *, steps=100, tests=100, seed=0, test_split="test",
-            force=False, data_dir=None, download=False):
+            force=False, data_dir=None, download=False, workers=1, cluster=None, runner=None):
     """Tune each baseline's learning rate on the task's validation problems, run every
     optimizer on the same `tests` fresh test problems for `steps` steps, and write
     out/compare.json, compare.md and compare.png. Returns the report (as in compare.json).
@@ -207,46 +237,50 @@ def compare(task, optimizers, out, *, steps=100, tests=100, seed=0, test_split="
     problems draw their minibatches from, "test" (held out) or "train" (the meta-training
     digits, with fresh theta_0 and minibatch seeds). A folder that already holds a
     comparison needs `force`. The settings, the optimizer files and the folder are checked
-    before any work (UsageError).
+    before any work (UsageError). The runs go to `workers` processes or to the Dask cluster
+    at `cluster` (`parallel.Runner`; or to `runner`, one already open), with the same result.
     """
     paths, settings = comparison_settings(task, optimizers, steps=steps, tests=tests, seed=seed,
                                           test_split=test_split)
     learned = load_learned(paths, task)
     comparison_folder(out, settings, force=force)
-    return _compare(task, learned, settings, out, data_dir=data_dir, download=download)
+    with open_runner(workers, cluster, runner) as runner:
+        return _compare(task, learned, settings, out, data_dir=data_dir, download=download,
+                        runner=runner)
 
 
-def _compare(task, learned, settings, out, data_dir=None, download=False):
+def _compare(task, learned, settings, out, data_dir=None, download=False, runner=None):
     """The comparison of `compare`, once everything is checked."""
     spec = TASKS[task]
     steps, tests, seed = settings["steps"], settings["tests"], settings["seed"]
     test_split = settings["test_split"]
-    data = {"data_dir": data_dir, "download": download}
-    test_family = spec.make_family(test_split, **data)
-    tune_family = spec.make_family("validation", **data)
-    tune_set = problem_set(tune_family, spec.tune_problems, seed, "tune")
-    test_set = problem_set(test_family, tests, seed, "test")
+    clear_caches()
+    for split in (test_split, "validation"):        # loaded (or downloaded) before any worker
+        family_of(task, split, data_dir, download=download)
+    tune_set = ProblemRef.all(problem_source(task, "validation", spec.tune_problems, seed, "tune",
+                                             data_dir))
+    test_set = ProblemRef.all(problem_source(task, test_split, tests, seed, "test", data_dir))
 
     start = time.perf_counter()
     grid = learning_rate_grid()
-    learning_rates, searches = {}, {}
+    tuned = tune_learning_rates(list(BASELINES), tune_set, steps, grid, progress=True,
+                                runner=runner)
+    learning_rates = {name: lr for name, (lr, _) in tuned.items()}
+    searches = {name: scores for name, (_, scores) in tuned.items()}
     for name in BASELINES:
-        learning_rates[name], searches[name] = tune_learning_rate(name, tune_set, steps, grid,
-                                                                  progress=True)
         excluded = sum(score is None for score in searches[name].values())
         print(f"{name:8s} learning rate {learning_rates[name]:.3g} (grid of {len(grid)}, "
               f"{excluded} excluded as divergent; {spec.tune_problems} validation problems, "
               f"{steps} steps)")
     results = compare_optimizers(learned, test_set, steps, learning_rates,
-                                 spec.assignment(test_set[0][0]))
+                                 spec.assignment(test_set[0].pair()[0]), runner=runner)
     elapsed = time.perf_counter() - start
 
     report = build_report(results, learning_rates, searches, task=task, steps=steps,
                           tests=tests, seed=seed, test_split=test_split,
                           optimizers=settings["learned"],
                           tune_problems=spec.tune_problems,
-                          starts=[start_at_end(problem, theta0, steps)
-                                  for problem, theta0 in test_set])
+                          starts=[start_at_end(*ref.pair(), steps) for ref in test_set])
     write_report(report, out)
     print(f"compare took {elapsed:.0f} s; wrote {out}/compare.json, compare.md, compare.png")
     return report
@@ -254,7 +288,8 @@ def _compare(task, learned, settings, out, data_dir=None, download=False):
 
 def reproduce(task, out, *, recipe=None, seed=0, optimizers=None, tests=None, steps=None,
               resume=False, force=False, preprocess=None, digits=None, test_split="test",
-              data_dir=None, download=False, checkpoint_every=60.0, **meta):
+              data_dir=None, download=False, checkpoint_every=60.0, workers=1, cluster=None,
+              **meta):
     """`train` into out/train with `recipe` (unless `optimizers` are given), then `compare`
     into out/compare-{steps} at each of the task's horizons (or `steps`, a sequence), on the
     task's number of test problems (or `tests`). preprocess, digits and meta override the
@@ -287,15 +322,17 @@ def reproduce(task, out, *, recipe=None, seed=0, optimizers=None, tests=None, st
                                                            force=force))
     start = time.perf_counter()
     data = {"data_dir": data_dir, "download": download}
-    if training:
-        train(spec.trained_on or task, train_out, recipe=recipe, seed=seed, resume=resume,
-              force=force, preprocess=preprocess, digits=digits, checkpoint_every=checkpoint_every,
-              **data, **meta)
-    learned = load_learned(optimizers if isinstance(optimizers, dict) else {"LSTM": optimizers},
-                           task)
-    for folder, (settings, state) in comparisons.items():
-        if state == "finished":
-            print(f"{folder}: this comparison is finished (compare.json, same settings); kept")
-            continue
-        _compare(task, learned, settings, folder, **data)
+    with open_runner(workers, cluster) as runner:
+        if training:
+            train(spec.trained_on or task, train_out, recipe=recipe, seed=seed, resume=resume,
+                  force=force, preprocess=preprocess, digits=digits,
+                  checkpoint_every=checkpoint_every, runner=runner, **data, **meta)
+        learned = load_learned(optimizers if isinstance(optimizers, dict)
+                               else {"LSTM": optimizers}, task)
+        for folder, (settings, state) in comparisons.items():
+            if state == "finished":
+                print(f"{folder}: this comparison is finished (compare.json, same settings); "
+                      f"kept")
+                continue
+            _compare(task, learned, settings, folder, runner=runner, **data)
     print(f"reproduce --task {task}: {time.perf_counter() - start:.0f} s in all")

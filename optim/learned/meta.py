@@ -36,7 +36,9 @@ from models.problems import JointProblem, draw_problems
 
 from ..classic import Adam
 from .network import CoordinatewiseLSTM, detach_state, save_networks
-from .optimizer import CoordinateLayout, learned_losses, propose
+from .evaluation import run
+from .optimizer import CoordinateLayout, propose
+from .parallel import Runner
 
 
 class MetaTrainingError(RuntimeError):
@@ -195,6 +197,10 @@ class MetaTrainer:
                               out_dir="runs/quadratic")
         trainer.fit()          # writes out_dir/optimizer.npz (the best) and checkpoint.npz
 
+    Validation runs its problems on `runner` (a parallel.Runner; default: in this process),
+    sent to its workers as `validation_refs` (problem_sets.ProblemRefs to the same problems
+    as validation_family draws) when it has several.
+
     The checkpoint is written at every validation and, between them, after the first epoch
     that ends `checkpoint_every` seconds or more after the last write; on Ctrl-C, the state
     after the last whole epoch is written before `MetaTrainingInterrupted` is raised. So an
@@ -204,7 +210,8 @@ class MetaTrainer:
     """
 
     def __init__(self, networks, family, config=MetaConfig(), out_dir=None, assign=None,
-                 validation_family=None, progress=True, checkpoint_every=60.0):
+                 validation_family=None, progress=True, checkpoint_every=60.0, runner=None,
+                 validation_refs=None):
         config.check()
         self.networks = networks
         self.family = family
@@ -214,6 +221,8 @@ class MetaTrainer:
         self.assign = assign
         self.progress = progress
         self.checkpoint_every = checkpoint_every
+        self.runner = runner
+        self.validation_refs = validation_refs
         self.params = [p for name in sorted(networks) for p in networks[name].parameters()]
         self.meta_optimizer = Adam(self.params, lr=config.meta_lr)
         self.averaged = None if config.average is None else [p.data.copy() for p in self.params]
@@ -281,9 +290,13 @@ class MetaTrainer:
         meta-loss of a whole trajectory)."""
         config = self.config
         horizon = config.validation_steps or config.steps
+        problems = self.validation_set
+        if self.runner is not None and self.runner.parallel and self.validation_refs:
+            problems = self.validation_refs          # the same problems, sent by reference
+        jobs = [(problem, horizon, ("learned", self.networks, self.assign))
+                for problem in problems]
         figures = []
-        for problem, theta0 in self.validation_set:
-            losses = learned_losses(self.networks, problem, theta0, horizon, self.assign)
+        for losses in (self.runner or Runner()).map(run, jobs, progress=False):
             if config.validate_on == "late":
                 figures.append(losses[config.steps:].mean())
             else:
