@@ -1,14 +1,19 @@
 """The learned optimizer and its meta-training (paper section 2, appendix A; the checks of
 docs/paper.md)."""
+import pickle
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 import minigrad as mg
+import optim
+from models.mlp import mlp_logits
 from models.problems import JointProblem, MNISTFamily, QuadraticFamily
 from optim.classic import Adam
 from optim.learned import (CoordinateLayout, CoordinatewiseLSTM, LearnedOptimizer, MetaConfig,
                            MetaTrainer, MetaTrainingError, NetworkConfig, learned_losses,
-                           load_networks, preprocess_gradients, save_networks)
+                           load_networks, preprocess_gradients, pretrained, save_networks)
 from optim.learned.meta import Trajectory, unroll
 
 LINEAR_ZERO = NetworkConfig(layers=(), preprocess=False, output_scale=1.0, zero_init=True)
@@ -253,6 +258,217 @@ def test_a_corrupt_optimizer_file_is_reported(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(2))
     with pytest.raises(ValueError, match=r"other.npz: not a valid learned optimizer file"):
         load_networks(tmp_path / "other.npz")
+
+
+# ----- LearnedOptimizer as an optim.Optimizer -----
+def mlp_params(seed=0):
+    """The parameters [W1, b1, W2, b2] of a small MLP, and a loss of them on fixed data."""
+    rng = np.random.default_rng(seed)
+    x, labels = rng.normal(size=(16, 3)).astype(np.float32), rng.integers(0, 2, 16)
+    params = [mg.nn.Parameter(rng.normal(size=shape) * 0.5) for shape in [(3, 5), (5,), (5, 2), (2,)]]
+
+    def loss():
+        return mg.functional.cross_entropy(mlp_logits(params, mg.Tensor(x), "tanh"), labels)
+    return params, loss
+
+
+def fit(optimizer, loss, steps):
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+
+
+def two_networks():
+    return {"weights": CoordinatewiseLSTM(NetworkConfig(seed=1)),
+            "biases": CoordinatewiseLSTM(NetworkConfig(layers=(6,), seed=2))}
+
+
+def grouped(params, networks):
+    """Two parameter groups, weights and biases each to their own network."""
+    return LearnedOptimizer([{"params": params[:2]}, {"params": params[2:]}], networks,
+                            assign={1: "biases", 3: "biases"}, default="weights")
+
+
+def test_learned_optimizer_is_an_optimizer_with_parameter_groups():
+    params, loss = mlp_params()
+    optimizer = grouped(params, two_networks())
+    assert isinstance(optimizer, optim.Optimizer)
+    assert [g["params"] for g in optimizer.param_groups] == [params[:2], params[2:]]
+    assert "weights: 25 coordinates" in repr(optimizer) and "Parameter Group 1" in repr(optimizer)
+    before = loss().item()
+    fit(optimizer, loss, 5)
+    assert loss().item() < before
+    assert optimizer.step_count == 5 and "Step 5" in repr(optimizer)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: LearnedOptimizer(p[0], "quadratic"), "single Tensor; wrap it in a list"),
+    (lambda p: LearnedOptimizer([], "quadratic"), "empty parameter list"),
+    (lambda p: LearnedOptimizer([p[0], p[0]], "quadratic"), "appears more than once"),
+    (lambda p: LearnedOptimizer([mg.Tensor(np.arange(3))], "quadratic"), "dtype int64"),
+    (lambda p: LearnedOptimizer([{"params": p, "lr": 0.1}], "quadratic"),
+     r"takes no hyperparameters \(the network sets the step\), got \['lr'\]"),
+])
+def test_learned_optimizer_checks_its_parameters_as_the_classic_ones_do(make, message):
+    params, _ = mlp_params()
+    with pytest.raises((TypeError, ValueError), match=message):
+        make(params)
+
+
+def test_step_with_a_closure_returns_its_loss():
+    params, loss = mlp_params()
+    optimizer = LearnedOptimizer(params, "mnist")
+
+    def closure():
+        optimizer.zero_grad()
+        value = loss()
+        value.backward()
+        return value
+    first = optimizer.step(closure)
+    assert isinstance(first, mg.Tensor) and optimizer.step(closure).item() < first.item()
+
+
+@pytest.mark.parametrize("networks", ["one", "two"])
+def test_state_dict_round_trip_resumes_bit_exactly(networks):
+    def make(params):
+        if networks == "one":
+            return LearnedOptimizer(params, "mnist")
+        return grouped(params, two_networks())
+    uninterrupted, loss = mlp_params()
+    fit(make(uninterrupted), loss, 8)
+
+    params, loss = mlp_params()
+    optimizer = make(params)
+    fit(optimizer, loss, 3)
+    saved = pickle.loads(pickle.dumps(optimizer.state_dict()))
+    copies, copies_loss = mlp_params()
+    for copy, p in zip(copies, params):
+        copy.data[...] = p.data
+    resumed = make(copies)
+    resumed.load_state_dict(saved)
+    assert resumed.step_count == 3
+    fit(resumed, copies_loss, 5)
+    for p, q in zip(copies, uninterrupted):
+        assert np.array_equal(p.data, q.data)
+    assert not np.array_equal(copies[0].data, params[0].data)      # it did go on
+
+
+def test_state_dict_holds_copies_of_every_networks_lstm_state_and_the_step_count():
+    params, loss = mlp_params()
+    optimizer = grouped(params, two_networks())
+    fit(optimizer, loss, 2)
+    saved = optimizer.state_dict()
+    assert saved["step"] == 2
+    assert saved["layout"] == {"weights": [0, 2], "biases": [1, 3]}
+    assert saved["param_shapes"] == [(3, 5), (5,), (5, 2), (2,)]
+    assert saved["param_groups"] == [{"params": [0, 1]}, {"params": [2, 3]}]
+    assert [[a.shape for a in pair] for pair in saved["state"]["weights"]] == [[(25, 20)] * 2] * 2
+    assert [[a.shape for a in pair] for pair in saved["state"]["biases"]] == [[(7, 6)] * 2]
+    h = saved["state"]["weights"][1][0]
+    assert isinstance(h, np.ndarray) and np.any(h != 0)
+    kept = h.copy()
+    fit(optimizer, loss, 1)
+    np.testing.assert_array_equal(saved["state"]["weights"][1][0], kept)
+
+
+def test_load_state_dict_refuses_other_networks_or_parameters_naming_what_differs():
+    params, loss = mlp_params()
+    optimizer = LearnedOptimizer(params, "mnist")
+    fit(optimizer, loss, 1)
+    saved = optimizer.state_dict()
+    other_seed = CoordinatewiseLSTM(replace(load_networks(pretrained.path("mnist"))["all"].config,
+                                            seed=5))
+    retrained = load_networks(pretrained.path("mnist"))["all"]
+    retrained.out_bias.data += 1e-3
+    cases = [
+        (LearnedOptimizer(params, "quadratic"), r"network 'all' has other configuration"),
+        (LearnedOptimizer(params, other_seed), r"network 'all' has other configuration"),
+        (LearnedOptimizer(params, retrained), r"network 'all' has other weights"),
+        (LearnedOptimizer(params, two_networks()),
+         r"saved state is for networks \['all'\], this optimizer has \['biases', 'weights'\]"),
+        (LearnedOptimizer(params[:3], "mnist"), "saved state is for 4 parameters, this optimizer has 3"),
+        (LearnedOptimizer(params[::-1], "mnist"), r"parameter 0 has shape \(2,\), the saved one "
+                                                  r"had shape \(3, 5\)"),
+        (LearnedOptimizer([{"params": params[:2]}, {"params": params[2:]}], "mnist"),
+         r"groups of \[2, 2\], the saved ones were in groups of \[4\]"),
+    ]
+    for other, message in cases:
+        with pytest.raises(ValueError, match=message):
+            other.load_state_dict(saved)
+    networks = two_networks()
+    saved = grouped(params, networks).state_dict()
+    with pytest.raises(ValueError, match="the networks update parameters"):
+        LearnedOptimizer([{"params": params[:2]}, {"params": params[2:]}], networks,
+                         assign={1: "biases"}, default="weights").load_state_dict(saved)
+
+
+def test_a_parameter_without_gradient_neither_moves_nor_advances_its_lstm_state():
+    params, loss = mlp_params()
+    optimizer = LearnedOptimizer(params, "mnist")
+    fit(optimizer, loss, 2)
+    h_before = optimizer.state["all"][0][0].data.copy()
+    b1 = params[1].data.copy()
+    optimizer.zero_grad()
+    loss().backward()
+    params[1].grad = None                       # b1: coordinates 15..19 of the joined vector
+    optimizer.step()
+    np.testing.assert_array_equal(params[1].data, b1)
+    h = optimizer.state["all"][0][0].data
+    np.testing.assert_array_equal(h[15:20], h_before[15:20])
+    assert not np.array_equal(h[:15], h_before[:15]) and not np.array_equal(h[20:], h_before[20:])
+    fit(optimizer, loss, 1)                     # with a gradient again, it goes on from there
+    assert not np.array_equal(params[1].data, b1)
+
+
+def test_parameters_added_later_start_at_zero_state_after_the_others():
+    params, loss = mlp_params()
+    optimizer = LearnedOptimizer(params[:2], "mnist")
+    fit(optimizer, loss, 2)
+    (h, c), _ = optimizer.state["all"]
+    kept = h.data.copy()
+    optimizer.add_param_group({"params": params[2:]})
+    (h, c), _ = optimizer.state["all"]
+    assert h.shape == (32, 20)
+    np.testing.assert_array_equal(h.data[:20], kept)
+    np.testing.assert_array_equal(h.data[20:], 0)
+    np.testing.assert_array_equal(c.data[20:], 0)
+    before = params[2].data.copy()
+    fit(optimizer, loss, 1)
+    assert not np.array_equal(params[2].data, before)
+
+
+def test_reset_state_starts_a_new_optimisation():
+    params, loss = mlp_params()
+    optimizer = LearnedOptimizer(params, "mnist")
+    start = [p.data.copy() for p in params]
+    fit(optimizer, loss, 1)
+    first_step = [p.data - s for p, s in zip(params, start)]
+    fit(optimizer, loss, 2)
+    optimizer.reset_state()
+    assert optimizer.step_count == 0
+    assert all(np.all(a.data == 0) for pair in optimizer.state["all"] for a in pair)
+    for p, s in zip(params, start):
+        p.data[...] = s
+    fit(optimizer, loss, 1)
+    for p, s, step in zip(params, start, first_step):
+        np.testing.assert_array_equal(p.data - s, step)
+
+
+def test_shipped_optimizers_load_by_name_and_a_path_still_works(tmp_path):
+    params, _ = mlp_params()
+    for name in ("mnist", "quadratic"):
+        by_name = LearnedOptimizer(params, name).networks["all"]
+        by_path = LearnedOptimizer(params, pretrained.path(name)).networks["all"]
+        for a, b in zip(by_name.parameters(), by_path.parameters()):
+            np.testing.assert_array_equal(a.data, b.data)
+    (tmp_path / "mnist").mkdir()                # a folder of that name is not a network file
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        assert LearnedOptimizer(params, "mnist").networks["all"].config.output_scale == 0.1
+    with pytest.raises(ValueError, match=r"'cifar' is neither a file nor the name of a shipped "
+                                         r"learned optimizer \(\['mnist', 'quadratic'\]\).*path"):
+        LearnedOptimizer(params, "cifar")
 
 
 # ----- meta-training -----

@@ -11,14 +11,20 @@ by gradient descent", to be read beside the paper (docs/paper.md summarises it):
 - tasks.py        the experiments of section 3: quadratics, MNIST and its variants, CIFAR-10
 - experiments.py  train, compare and reproduce a task; report.py writes what a comparison found
 - cli.py          the `learning-to-learn` command over experiments.py
+- pretrained/     trained optimizers shipped as package data, each with the record of the
+                  command, seed and commit that made it: `LearnedOptimizer(params, "mnist")`
+                  (or "quadratic"); `PRETRAINED` lists them, `pretrained.record(name)` tells
+                  how each was made
 
 The optimizee families themselves are in models/problems.py.
 """
+from . import pretrained
 from .features import preprocess_gradients
 from .meta import MetaConfig, MetaTrainer, MetaTrainingError
 from .network import CoordinatewiseLSTM, NetworkConfig, load_networks, save_networks
 from .optimizer import CoordinateLayout, LearnedOptimizer, learned_losses
+from .pretrained import PRETRAINED
 
 __all__ = ["preprocess_gradients", "NetworkConfig", "CoordinatewiseLSTM", "load_networks",
            "save_networks", "CoordinateLayout", "LearnedOptimizer", "learned_losses",
-           "MetaConfig", "MetaTrainer", "MetaTrainingError"]
+           "MetaConfig", "MetaTrainer", "MetaTrainingError", "pretrained", "PRETRAINED"]

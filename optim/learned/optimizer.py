@@ -5,12 +5,15 @@ trajectory (optim/learned/meta.py, inside the meta-graph), take a step the same 
 `CoordinateLayout` says which coordinates each network updates (a group of parameter tensors,
 flattened and joined into one vector), and `propose` runs every network on its gradient vector.
 """
+import hashlib
 import os
 
 import numpy as np
 
 import minigrad as mg
 
+from . import pretrained
+from ..base import Optimizer
 from .network import CoordinatewiseLSTM, load_networks
 
 
@@ -84,57 +87,214 @@ def propose(networks, grads, states):
 
 
 def resolve_networks(networks):
-    """A dict name -> CoordinatewiseLSTM from a path to a saved file, one network, or a dict."""
+    """A dict name -> CoordinatewiseLSTM from a path to a saved file, the name of a shipped
+    optimizer ("mnist", "quadratic": `pretrained.PRETRAINED`), one network, or a dict."""
     if isinstance(networks, (str, os.PathLike)):
-        return load_networks(networks)
+        if os.path.isfile(networks):
+            return load_networks(networks)
+        if os.fspath(networks) not in pretrained.PRETRAINED:
+            raise ValueError(f"{os.fspath(networks)!r} is neither a file nor the name of a "
+                             f"shipped learned optimizer ({list(pretrained.PRETRAINED)}); give "
+                             "one of those names or the path of a file written by "
+                             "`learning-to-learn train`")
+        return pretrained.load(os.fspath(networks))
     if isinstance(networks, CoordinatewiseLSTM):
         return {"all": networks}
     return networks
 
 
-class LearnedOptimizer:
-    """A trained coordinatewise network used as an optimizer, with the usual surface:
+def fingerprint(network):
+    """sha256 of a network's weights: what tells two networks of one configuration apart."""
+    digest = hashlib.sha256()
+    for name, array in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
-        opt = LearnedOptimizer(model.parameters(), "runs/mnist/optimizer.npz")
+
+class LearnedOptimizer(Optimizer):
+    """A trained coordinatewise network used as an optimizer, with torch.optim's surface:
+
+        opt = LearnedOptimizer(model.parameters(), "mnist")
         loss.backward(); opt.step(); opt.zero_grad()
+
+        theta_{t+1} = theta_t + g_t,   [g_t, h_{t+1}] = m(grad_t, h_t; phi)      (eq. 1, 3)
 
     Each step feeds every parameter's gradient, flattened and joined per network
     (`CoordinateLayout`), through that network (`propose`), and adds the proposed update to
-    the parameter. The LSTM state is carried from step to step (`state`); a step builds no
-    graph.
+    the parameter. There is no learning rate: the network's weights phi set the step. The
+    LSTM state (h, c) is carried from step to step, one row per coordinate: `state` is
+    {network name: [(h, c) per layer]}, each a (n_coords, H) tensor. A step builds no graph.
 
-    `networks`: a path to a saved file, a CoordinatewiseLSTM, or a dict of them by name; with
-    several networks, `assign` maps parameter positions to network names (others go to the
-    first name in sorted order, or to `default`).
+    `networks`: the name of a shipped optimizer ("mnist", "quadratic"; `pretrained.PRETRAINED`),
+    a path to a file written by `train`, a CoordinatewiseLSTM, or a dict of them by name. With
+    several networks, `assign` maps parameter positions (counted across the groups, in order)
+    to network names; the others go to `default`, or to the first name in sorted order.
+
+    Parameter groups have no hyperparameters; `add_param_group` after construction starts the
+    new coordinates at zero state. A parameter whose `.grad` is None is skipped, as in the
+    classic optimizers: it does not move and its coordinates' LSTM state does not advance, so
+    when it has a gradient again it goes on where it stopped. (Meta-training never meets one:
+    there, a parameter the loss does not use gets a zero gradient, which the network answers
+    with an update. In the paper's tasks every parameter has a gradient at every step.)
+
+    `state_dict()` / `load_state_dict()` carry the LSTM state and the step count, so a run
+    resumes bit-exactly; `reset_state()` starts a new optimisation.
     """
 
     def __init__(self, params, networks, assign=None, default=None):
-        self.networks = resolve_networks(networks)
-        self.params = list(params)
-        if not self.params:
-            raise ValueError("LearnedOptimizer: got an empty parameter list")
         try:
-            self.layout = CoordinateLayout([p.shape for p in self.params], self.networks,
-                                           assign, default)
+            self.networks = resolve_networks(networks)
         except ValueError as error:
-            raise ValueError(f"LearnedOptimizer: {error}") from None
-        self.reset_state()
+            raise ValueError(f"{self._name}: {error}") from None
+        self.assign = dict(assign or {})
+        self.default = default
+        self.step_count = 0
+        super().__init__(params, {})
 
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
+    def add_param_group(self, param_group):
+        """Add parameters (a dict with "params" and no other entry); their coordinates join
+        their network's, after those it already updates, at zero LSTM state."""
+        super().add_param_group(param_group)
+        shapes = [p.shape for p in self._parameters()]
+        try:
+            self.layout = CoordinateLayout(shapes, self.networks, self.assign, self.default)
+        except ValueError as error:
+            raise ValueError(f"{self._name}: {error}") from None
+        state = self.layout.initial_states(self.networks)
+        for name, layers in self.state.items():       # the coordinates there keep their state
+            state[name] = [tuple(mg.Tensor(np.pad(a.data, ((0, self.layout.size(name) - len(a)),
+                                                           (0, 0))), dtype=a.dtype) for a in pair)
+                           for pair in layers]
+        self.state = state
+
+    def _check_hyperparameters(self, group):
+        extra = sorted(set(group) - {"params"})
+        if extra:
+            raise ValueError(f"{self._name}: a parameter group takes no hyperparameters (the "
+                             f"network sets the step), got {extra}")
+
+    def _parameters(self):
+        return [p for group in self.param_groups for p in group["params"]]
 
     def reset_state(self):
-        """Forget the LSTM state, as at the start of a new optimisation."""
+        """Forget the LSTM state and the step count, as at the start of a new optimisation."""
         self.state = self.layout.initial_states(self.networks)
+        self.step_count = 0
 
-    @mg.no_grad()
-    def step(self):
-        grads = [np.zeros(p.shape, p.dtype) if p.grad is None else p.grad for p in self.params]
-        updates, self.state = propose(self.networks, self.layout.join(grads), self.state)
-        pieces = self.layout.split({name: update.data for name, update in updates.items()})
-        for p, update in zip(self.params, pieces):
-            p.data += update.astype(p.dtype)
+    def step(self, closure=None):
+        """One step of every network on its parameters' gradients. `closure`, if given,
+        re-evaluates the model and returns the loss (it runs before the update, in the
+        caller's grad mode); its result is returned."""
+        loss = closure() if closure is not None else None
+        params = self._parameters()
+        skipped = [p.grad is None for p in params]
+        with mg.no_grad():
+            grads = [np.zeros(p.shape, p.dtype) if skip else p.grad
+                     for p, skip in zip(params, skipped)]
+            updates, state = propose(self.networks, self.layout.join(grads), self.state)
+            if any(skipped):
+                state = self._keep_rows(state, self.layout.join(
+                    [np.full(p.shape, skip) for p, skip in zip(params, skipped)]))
+            self.state = state
+            pieces = self.layout.split({name: update.data for name, update in updates.items()})
+            for p, update, skip in zip(params, pieces, skipped):
+                if not skip:
+                    p.data += update.astype(p.dtype)
+        self.step_count += 1
+        return loss
+
+    def _keep_rows(self, new_state, keep):
+        """new_state with the rows that `keep` ({name: (n_name,) bool}) marks taken from the
+        current state."""
+        return {name: [tuple(mg.Tensor(np.where(keep[name][:, None], old.data, new.data),
+                                       dtype=new.dtype) for old, new in zip(pair, new_pair))
+                       for pair, new_pair in zip(self.state[name], layers)]
+                for name, layers in new_state.items()}
+
+    def state_dict(self):
+        """The optimizer's state as plain Python and numpy data (copies), ready to be saved:
+
+            {"step": steps taken since the start (or `reset_state`),
+             "state": {network name: [(h, c) per layer]}, each (n_name, H) array,
+             "networks": {network name: {"config": NetworkConfig as JSON,
+                                         "sha256": of its weights (`fingerprint`)}},
+             "layout": {network name: [parameter index, ...]},
+             "param_shapes": [shape of each parameter],
+             "param_groups": [{"params": [parameter index, ...]}]}
+
+        Parameters are named by their position across the groups, as in torch. All but
+        "step" and "state" are there to refuse a state from other networks or parameters.
+        """
+        groups, start = [], 0
+        for group in self.param_groups:
+            groups.append({"params": list(range(start, start + len(group["params"])))})
+            start += len(group["params"])
+        return {
+            "step": self.step_count,
+            "state": {name: [(h.data.copy(), c.data.copy()) for h, c in layers]
+                      for name, layers in self.state.items()},
+            "networks": {name: {"config": net.config.to_json(), "sha256": fingerprint(net)}
+                         for name, net in sorted(self.networks.items())},
+            "layout": {name: [entry[0] for entry in entries]
+                       for name, entries in self.layout.entries.items()},
+            "param_shapes": [tuple(p.shape) for p in self._parameters()],
+            "param_groups": groups,
+        }
+
+    def load_state_dict(self, state_dict):
+        """Restore the LSTM state and step count saved by `state_dict` from an optimizer with
+        the same networks (configuration and weights) on parameters of the same shapes, in the
+        same groups and assignment to networks; ValueError naming what differs otherwise.
+        The arrays are copied, so later steps continue exactly where the saved run was."""
+        here = self.state_dict()
+        where = f"{self._name}.load_state_dict"
+        saved_networks, networks = state_dict["networks"], here["networks"]
+        if sorted(saved_networks) != sorted(networks):
+            raise ValueError(f"{where}: the saved state is for networks {sorted(saved_networks)}, "
+                             f"this optimizer has {sorted(networks)}")
+        for name in networks:
+            for key, what in (("config", "configuration"), ("sha256", "weights")):
+                if saved_networks[name][key] != networks[name][key]:
+                    raise ValueError(f"{where}: network {name!r} has other {what} than the one "
+                                     f"the state was saved from: {networks[name][key]} here, "
+                                     f"{saved_networks[name][key]} saved")
+        shapes = [tuple(shape) for shape in state_dict["param_shapes"]]
+        if len(shapes) != len(here["param_shapes"]):
+            raise ValueError(f"{where}: the saved state is for {len(shapes)} parameters, this "
+                             f"optimizer has {len(here['param_shapes'])}")
+        for i, (saved, shape) in enumerate(zip(shapes, here["param_shapes"])):
+            if saved != shape:
+                raise ValueError(f"{where}: parameter {i} has shape {shape}, the saved one had "
+                                 f"shape {saved}")
+        if state_dict["param_groups"] != here["param_groups"]:
+            raise ValueError(f"{where}: the parameters are in groups of "
+                             f"{[len(g['params']) for g in here['param_groups']]}, the saved "
+                             f"ones were in groups of "
+                             f"{[len(g['params']) for g in state_dict['param_groups']]}")
+        if state_dict["layout"] != here["layout"]:
+            raise ValueError(f"{where}: the networks update parameters {here['layout']}, in the "
+                             f"saved state {state_dict['layout']}")
+        new_state = {}
+        for name, layers in here["state"].items():
+            saved_layers = state_dict["state"][name]
+            new_state[name] = []
+            for k, (pair, saved_pair) in enumerate(zip(layers, saved_layers)):
+                for array, saved in zip(pair, saved_pair):
+                    if np.shape(saved) != array.shape:
+                        raise ValueError(f"{where}: the state of network {name!r}, layer {k}, "
+                                         f"has shape {np.shape(saved)}, expected {array.shape}")
+                new_state[name].append(tuple(mg.Tensor(saved, dtype=array.dtype)
+                                             for saved in saved_pair))
+        self.state = new_state
+        self.step_count = int(state_dict["step"])
+
+    def __repr__(self):
+        networks = [f"    {name}: {self.layout.size(name)} coordinates, {net.config}"
+                    for name, net in sorted(self.networks.items()) if name in self.layout.entries]
+        lines = super().__repr__().splitlines()
+        return "\n".join(lines[:1] + [f"Step {self.step_count}", "Networks"] + networks
+                         + lines[1:])
 
 
 def learned_losses(networks, problem, theta0, steps, assign=None):
