@@ -301,3 +301,11 @@ def test_reproduce_refuses_training_options_when_it_does_not_train(tmp_path, tra
     result = run(["reproduce", "--task", "quadratic", "--optimizer", trained / "optimizer.npz",
                   "--epochs", "5", "--out", "out"], tmp_path)
     assert_usage_error(result, "--epochs: a training option, but --optimizer skips training")
+
+
+def test_compare_takes_a_shipped_optimizer_by_name(tmp_path):
+    result = run(["compare", "--task", "quadratic", "--optimizer", "quadratic", "--steps", "2",
+                  "--tests", "2", "--workers", "1", "--out", "cmp"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert report["learned"]["LSTM"].endswith(os.path.join("pretrained", "quadratic.npz"))

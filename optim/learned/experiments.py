@@ -14,6 +14,7 @@ from minigrad.cli import UsageError, output_folder
 from models.data import DatasetError
 from models.problems import draw_problems
 
+from . import pretrained
 from .evaluation import (BASELINES, compare_optimizers, learning_rate_grid, start_at_end,
                          tune_learning_rates)
 from .meta import MetaTrainer
@@ -186,9 +187,18 @@ def train(task, out, *, recipe=None, seed=0, resume=False, force=False, preproce
     return elapsed
 
 
+def optimizer_path(path):
+    """`path`, or, if no file is there and it is a shipped optimizer's name ("mnist",
+    "quadratic"), that optimizer's file."""
+    if not os.path.exists(path) and path in pretrained.PRETRAINED:
+        return pretrained.path(path)
+    return path
+
+
 def load_learned(paths, task):
     """{name: networks} of the optimizer files {name: path}, each checked to load and to have
-    the networks `task` needs (a UsageError naming the file otherwise)."""
+    the networks `task` needs (a UsageError naming the file otherwise); a shipped optimizer's
+    name works as a path (`optimizer_path`)."""
     spec = task_spec(task)
     clash = sorted(set(paths) & set(BASELINES))
     if clash:
@@ -196,6 +206,7 @@ def load_learned(paths, task):
                          f"baseline's name")
     learned = {}
     for name, path in paths.items():
+        path = optimizer_path(path)
         try:
             learned[name] = load_networks(path)
         except FileNotFoundError:
@@ -215,6 +226,7 @@ def comparison_settings(task, optimizers, *, steps, tests, seed, test_split):
     """The settings that define a comparison (runs.COMPARISON_SETTINGS), checked; returns
     ({name: path}, settings)."""
     paths = optimizers if isinstance(optimizers, dict) else {"LSTM": optimizers}
+    paths = {name: optimizer_path(path) for name, path in paths.items()}
     task_spec(task)
     check_count("steps", steps)
     check_count("tests", tests)
