@@ -62,6 +62,7 @@ def build_parser():
     compare = commands.add_parser("compare", help="compare against tuned SGD, RMSprop, Adam, NAG")
     reproduce = commands.add_parser("reproduce",
                                     help="train, then compare at the task's horizons")
+    parser.commands = {"train": train, "compare": compare, "reproduce": reproduce}
     for p in (train, compare, reproduce):
         p.add_argument("--task", choices=sorted(TASKS), required=True,
                        help="the optimizee family (the paper's section 3)")
@@ -184,17 +185,18 @@ def parse(argv=None):
     """The parsed command line, --optimizer as {name: path}; a usage error exits with status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = parser.commands[args.command]          # its errors name the subcommand
     if hasattr(args, "optimizer"):
         try:
             args.optimizer = learned_optimizers(args.optimizer)
         except ValueError as error:
-            parser.error(str(error))
+            command.error(str(error))
     if args.command == "reproduce" and args.optimizer is not None:
         unused = [f"--{name.replace('_', '-')}" for name in TRAINING_OPTIONS
                   if getattr(args, name) is not None]
         if unused:
-            parser.error(f"{' '.join(unused)}: a training option, but --optimizer skips "
-                         f"training")
+            command.error(f"{' '.join(unused)}: a training option, but --optimizer skips "
+                          f"training")
     return args
 
 
