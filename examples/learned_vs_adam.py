@@ -27,12 +27,11 @@ import os
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
-import argparse  # noqa: E402
-
 import numpy as np  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 import minigrad.functional as F  # noqa: E402
+from minigrad.cli import ArgumentParser, UsageError, integer, real, run_command  # noqa: E402
 from models import MLP  # noqa: E402
 from optim import Adam  # noqa: E402
 from optim.learned import LearnedOptimizer  # noqa: E402
@@ -70,20 +69,27 @@ def describe(losses, report):
     return ", ".join(f"loss {losses[step - 1]:.4f} at step {step}" for step in report)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=("xor", "sine"), default="xor")
-    parser.add_argument("--activation", choices=("tanh", "sigmoid", "relu"), default="tanh")
-    parser.add_argument("--hidden", type=int, default=32, help="hidden units")
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=("xor", "sine"), default="xor",
+                        help="classify XOR of the signs, or fit sin(x) (default xor)")
+    parser.add_argument("--activation", choices=("tanh", "sigmoid", "relu"), default="tanh",
+                        help="the hidden layer's activation (default tanh)")
+    parser.add_argument("--hidden", type=integer(1), default=32, help="hidden units (default 32)")
     parser.add_argument("--optimizer", default="mnist", help="a shipped learned optimizer or "
-                        "the path of one written by `learning-to-learn train`")
-    parser.add_argument("--lrs", type=float, nargs="+", default=[1.0], help="Adam's learning "
-                        "rates (default: 1, the best of 0.01 to 3 for the tanh XOR net at steps "
-                        "100 and 500: docs/optimizers.md)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--report", type=int, nargs="+", default=[20, 100, 500],
+                        "the path of one written by `learning-to-learn train` (default mnist)")
+    parser.add_argument("--lrs", type=real(0, low_open=True), nargs="+", default=[1.0],
+                        help="Adam's learning rates (default: 1, the best of 0.01 to 3 for the "
+                             "tanh XOR net at steps 100 and 500: docs/optimizers.md)")
+    parser.add_argument("--seeds", type=integer(0), nargs="+", default=[0],
+                        help="seeds of the data and the initialisation (default 0)")
+    parser.add_argument("--report", type=integer(1), nargs="+", default=[20, 100, 500],
                         help="the steps to print the loss at; the run lasts to the last")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        LearnedOptimizer([mg.Tensor(np.zeros(1), requires_grad=True)], args.optimizer)
+    except ValueError as error:
+        raise UsageError(f"--optimizer {args.optimizer}: {error}") from None
 
     optimizers = {"learned": lambda p: LearnedOptimizer(p, args.optimizer)}
     for lr in args.lrs:
@@ -104,4 +110,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

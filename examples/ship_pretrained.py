@@ -15,17 +15,16 @@ optimizer is retrained with the recorded command and shipped again with this scr
 Run it on the machine that trained: the record notes this machine's processor and numpy
 version, on which the trained weights depend (README, "Results on this machine").
 """
-import argparse
 import hashlib
 import json
 import os
 import platform
 import subprocess
-import sys
 from dataclasses import asdict, replace
 
 import numpy as np
 
+from minigrad.cli import ArgumentParser, UsageError, run_command
 from minigrad.io import atomic_write, read_checkpoint, write_text
 from optim.learned import load_networks, pretrained
 from optim.learned.experiments import recipe_settings
@@ -48,9 +47,9 @@ def git_commit(folder):
         return subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True)
     head = git("rev-parse", "HEAD")
     if head.returncode:
-        sys.exit(f"{folder} is not in a git repository; give --commit")
+        raise UsageError(f"{folder} is not in a git repository; give --commit")
     if git("diff", "--quiet", "HEAD").returncode:
-        sys.exit(f"the repository holding {folder} has uncommitted changes, so its HEAD does "
+        raise UsageError(f"the repository holding {folder} has uncommitted changes, so its HEAD does "
                  "not say which code made the run; give --commit")
     return head.stdout.strip()
 
@@ -78,7 +77,7 @@ def build_record(args, data):
     for what, found, expected in (("networks", network, expected_network),
                                   ("meta-training settings", meta, expected_meta)):
         if json.loads(json.dumps(found)) != json.loads(json.dumps(expected)):
-            sys.exit(f"{args.run}: the run's {what} are not those of recipe {recipe!r} of task "
+            raise UsageError(f"{args.run}: the run's {what} are not those of recipe {recipe!r} of task "
                      f"{args.task!r} today:\n  run:    {found}\n  recipe: {expected}")
     return {
         "name": args.name, "description": args.description,
@@ -91,8 +90,8 @@ def build_record(args, data):
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, help="the name it is loaded by: "
                         "LearnedOptimizer(params, NAME)")
     parser.add_argument("--task", required=True, choices=sorted(TASKS), help="the task trained on")
@@ -107,13 +106,13 @@ def main():
                         "the package's pretrained folder)")
     parser.add_argument("--force", action="store_true", help="replace a shipped optimizer "
                         "of that name")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     target = os.path.join(args.into, f"{args.name}.npz")
     record_path = os.path.join(args.into, f"{args.name}.json")
     existing = [p for p in (target, record_path) if os.path.exists(p)]
     if existing and not args.force:
-        sys.exit(f"{existing[0]} exists; give --force to replace the shipped optimizer "
+        raise UsageError(f"{existing[0]} exists; give --force to replace the shipped optimizer "
                  f"{args.name!r}")
     with open(os.path.join(args.run, "optimizer.npz"), "rb") as f:
         data = f.read()
@@ -126,4 +125,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

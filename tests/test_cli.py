@@ -309,3 +309,15 @@ def test_compare_takes_a_shipped_optimizer_by_name(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert report["learned"]["LSTM"].endswith(os.path.join("pretrained", "quadratic.npz"))
+
+
+@pytest.mark.parametrize("script, args, named", [
+    ("learned_vs_adam.py", ["--optimizer", "nope"], "--optimizer nope"),
+    ("learned_vs_adam.py", ["--report", "0"], "--report"),
+    ("ship_pretrained.py", ["--name", "quadratic", "--task", "quadratic", "--run", ".",
+                            "--command", "c", "--description", "d"], "give --force"),
+])
+def test_the_learned_optimizer_examples_report_mistakes_on_one_line(tmp_path, script, args,
+                                                                     named):
+    result = run(args, tmp_path, command=[sys.executable, str(ROOT / "examples" / script)])
+    assert_usage_error(result, named)
