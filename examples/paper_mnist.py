@@ -35,6 +35,7 @@ from minigrad.io import write_text  # noqa: E402
 from models.data import DatasetError  # noqa: E402
 from optim.learned import experiments, load_networks  # noqa: E402
 from optim.learned.evaluation import BASELINES  # noqa: E402
+from optim.learned.parallel import default_workers  # noqa: E402
 from optim.learned.tasks import TASKS  # noqa: E402
 
 GENERALISATION = ("mnist-40", "mnist-2layer", "mnist-relu")
@@ -49,16 +50,17 @@ PAPER = {"LSTM": (0.46, 0.26, 0.21, 0.19, 0.33, 2.6), "Adam": (1.5, 0.36, 0.30, 
          "SGD": (1.9, 0.47, 0.33, 0.45, 1.8, 0.45)}
 
 
-def run_seed(seed, out, recipe):
+def run_seed(seed, out, recipe, workers=1, cluster=None):
     """Train and compare for one seed, keeping what is already done (as `reproduce
     --resume`): training resumes from its checkpoint, a finished comparison is kept."""
     folder = os.path.join(out, f"seed-{seed}")
     optimizer = os.path.join(folder, "train", "optimizer.npz")
     start = time.perf_counter()
-    experiments.reproduce("mnist", folder, recipe=recipe, seed=seed, resume=True)
+    where = {"workers": workers, "cluster": cluster}
+    experiments.reproduce("mnist", folder, recipe=recipe, seed=seed, resume=True, **where)
     for task in GENERALISATION:
         experiments.reproduce(task, os.path.join(folder, task), seed=seed, optimizers=optimizer,
-                              resume=True)
+                              resume=True, **where)
     print(f"seed {seed}: {time.perf_counter() - start:.0f} s in all")
 
 
@@ -115,11 +117,16 @@ def main(argv=None):
                         help="output folder (default runs/paper-mnist)")
     parser.add_argument("--recipe", default="paper", choices=sorted(TASKS["mnist"].recipes),
                         help="the meta-training recipe (default paper)")
+    parser.add_argument("--workers", type=integer(1), default=default_workers(),
+                        help="processes for the independent runs, as learning-to-learn's "
+                             f"(default: the cores, {default_workers()})")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run them on the Dask cluster at ADDRESS instead")
     args = parser.parse_args(argv)
     output_folder(args.out)
     try:
         for seed in args.seeds:
-            run_seed(seed, args.out, args.recipe)
+            run_seed(seed, args.out, args.recipe, args.workers, args.cluster)
     except KeyboardInterrupt as interrupt:
         interrupt.hint = f"what is finished is kept; continue with: {command_line(argv)}"
         raise
