@@ -1,4 +1,5 @@
-"""Meta-training speed: the wall time of one meta-training trajectory, minigrad against PyTorch.
+"""Meta-training speed: the wall time of one meta-training trajectory, minigrad against PyTorch
+and JAX.
 
 One trajectory with the paper's settings (section 3): a fresh problem, `--steps` (100) optimizer
 steps taken `--unroll` (20) at a time by a coordinatewise 2-layer LSTM of 20 units; after each
@@ -13,16 +14,21 @@ The minigrad side is the project's own meta-training code, `MetaTrainer.train_tr
 The PyTorch side re-implements the same workload in eager PyTorch, in this process, with the
 same weights, problems, minibatches, float32 and thread count. It runs in two forms, with
 `torch.nn.LSTMCell` and with the cell written out (one addmm, chunk, the gate functions); the
-ratio is taken against the faster one. Before timing, the first unroll's meta-loss and
-meta-gradient of both are compared: equal numbers are what make the times comparable.
+ratio is taken against the faster one. The JAX side (benchmarks/_jax_trajectory.py) is the
+same workload written for `jax.jit`: each unroll one jitted function (a lax.scan over the
+steps, the optimizee's gradient under stop_gradient, the meta-gradient, meta-Adam), compiled
+before the timing. Before timing, the first unroll's meta-loss and meta-gradient of each are
+compared with minigrad's: equal numbers are what make the times comparable.
 
 After one untimed trajectory each, the contenders' trajectories alternate (minigrad, torch
-LSTMCell, torch written out, minigrad, ...), so load drift on a shared machine affects them
-alike. A fourth contender times the fused LSTM cells alone at the trajectory's shapes (both
+LSTMCell, torch written out, jax, minigrad, ...), so load drift on a shared machine affects them
+alike. Another contender times the fused LSTM cells alone at the trajectory's shapes (both
 layers, forward and backward, at every step, with no graph, loss or optimizer around them): a
 floor for minigrad's trajectory with this cell, printed as a fraction of PyTorch's trajectory.
-The medians are printed, then the peak memory of two minigrad trajectories (tracemalloc sees
-numpy's allocations), then the ratio.
+The medians are printed, each contender's CPU time per second of wall time in its turns (1.0
+for one busy thread), then the peak memory of two minigrad trajectories (tracemalloc sees
+numpy's allocations), then the ratios: `ratio_vs_jax=X`, and last `ratio_vs_torch=X`. Without
+PyTorch or JAX, the other contenders run and the missing one is reported as not installed.
 
     python benchmarks/meta_trajectory.py --task {mnist,quadratic} [--trajectories 5]
         [--steps 100] [--unroll 20] [--threads 1] [--no-memory]
@@ -34,6 +40,8 @@ if __name__ == "__main__":
 
 import argparse  # noqa: E402
 import math  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
 import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -46,6 +54,8 @@ from optim.learned import CoordinatewiseLSTM, MetaConfig, MetaTrainer, NetworkCo
 from optim.learned.meta import Trajectory, unroll  # noqa: E402
 
 META_LR = 1e-3
+# XLA's flags for single-threaded kernels; read when jax starts its CPU backend.
+XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
 def task_setup(task):
@@ -258,26 +268,83 @@ def torch_train_trajectory(torch, net, meta_optimizer, problem, theta0, steps, l
     return losses
 
 
-# ----- the check that both compute the same numbers -----
-def compare_first_unroll(torch, config, problem, theta0, length):
-    """Meta-loss and meta-gradient of one unroll from identical weights, minigrad and torch.
-    Returns (minigrad meta-loss, {cell: (torch meta-loss, relative gradient difference)}),
-    the difference being the largest over phi's tensors of max|g_torch - g_mg| / max|g_mg|."""
+# ----- JAX -----
+def load_jax_trajectory(threads):
+    """benchmarks/_jax_trajectory (the JAX contender) if JAX is installed, else None.
+
+    With one thread, XLA_FLAGS asks for single-threaded kernels, but jax's CPU client still runs
+    its computations on a pool with a thread per CPU the process may use (sched_getaffinity, read
+    when the backend starts; no flag sets it). So the process is confined to one CPU while jax
+    starts its backend, and then every thread, the pool's included, gets all CPUs back: one
+    worker thread, free to run on any core, as minigrad and PyTorch run. With more threads, XLA
+    keeps its default, a thread per CPU."""
+    if threads == 1:
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_ONE_THREAD}".strip()
+    try:
+        import jax
+    except ImportError:
+        return None
+    if threads == 1 and hasattr(os, "sched_setaffinity"):
+        cpus = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(cpus)})
+        try:
+            jax.devices()
+        finally:
+            for thread in os.listdir("/proc/self/task"):
+                os.sched_setaffinity(int(thread), cpus)
+    import _jax_trajectory
+    return _jax_trajectory
+
+
+def xla_pool_threads():
+    """The number of threads in XLA's CPU pool (named tf_XLAEigen), or None where /proc is not."""
+    try:
+        names = []
+        for thread in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{thread}/comm") as comm:
+                names.append(comm.read().strip())
+    except OSError:
+        return None
+    return sum(name.startswith("tf_XLAEigen") for name in names)
+
+
+# ----- the check that all compute the same numbers -----
+def minigrad_first_unroll(config, problem, theta0, length):
+    """Meta-loss and meta-gradient (in phi's order) of one unroll from the initial weights."""
     net = CoordinatewiseLSTM(config)
     trajectory = Trajectory(problem, {"all": net}, theta0)
     meta_loss = unroll({"all": net}, trajectory, length)
     meta_loss.backward()
-    ours = [p.grad for p in net.parameters()]
-    results = {}
-    for cell in ("lstmcell", "manual"):
-        twin = TorchNetwork(torch, CoordinatewiseLSTM(config), cell)
-        theirs_loss = TorchTrajectory(torch, twin, problem, theta0).unroll(length)
-        theirs_loss.backward()
-        theirs = twin.gradients_in_minigrad_layout()
-        difference = max(float(np.abs(t - o).max() / max(np.abs(o).max(), 1e-30))
-                         for t, o in zip(theirs, ours))
-        results[cell] = (theirs_loss.item(), difference)
-    return meta_loss.item(), results
+    return meta_loss.item(), [p.grad for p in net.parameters()]
+
+
+def torch_first_unroll(torch, config, problem, theta0, length, cell):
+    """The same in torch, with the given cell form."""
+    twin = TorchNetwork(torch, CoordinatewiseLSTM(config), cell)
+    meta_loss = TorchTrajectory(torch, twin, problem, theta0).unroll(length)
+    meta_loss.backward()
+    return meta_loss.item(), twin.gradients_in_minigrad_layout()
+
+
+def print_check(name, ours, theirs):
+    """One `check:` line: the meta-losses, their relative difference, and the largest over phi's
+    tensors of max|g_theirs - g_ours| / max|g_ours|."""
+    (value, grads), (their_value, their_grads) = ours, theirs
+    difference = max(float(np.abs(t - o).max() / max(np.abs(o).max(), 1e-30))
+                     for t, o in zip(their_grads, grads))
+    print(f"check ({name}): first-unroll meta-loss minigrad {value:.7g}, {name} {their_value:.7g} "
+          f"(relative difference {abs(their_value - value) / abs(value):.1e}); meta-gradient max "
+          f"relative difference {difference:.1e}")
+
+
+def with_cpu_time(fn, cpu, wall):
+    """fn, adding the process's CPU time and the wall time of each call to the lists given."""
+    def timed():
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
+        fn()
+        cpu.append(time.process_time() - cpu_start)
+        wall.append(time.perf_counter() - wall_start)
+    return timed
 
 
 # ----- memory -----
@@ -302,10 +369,11 @@ def main():
     parser.add_argument("--trajectories", type=int, default=5, help="timed trajectories per side")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--unroll", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS, torch and XLA threads")
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
     args = parser.parse_args()
     torch = load_torch(args.threads)
+    jax_side = load_jax_trajectory(args.threads)
     config, family = task_setup(args.task)
     problems = draw_problems(family, np.random.default_rng(0), args.trajectories + 1)
     n_coords = problems[0][0].n_coords
@@ -313,6 +381,9 @@ def main():
     print(f"task {args.task}: {n_coords} coordinates, {args.steps} steps unrolled {args.unroll} at "
           f"a time, LSTM {config.layers}, preprocess={config.preprocess}, float32")
     print(describe_threads(args.threads, torch))
+    if jax_side is not None:
+        print(f"jax {jax_side.jax.__version__}: XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; "
+              f"threads in XLA's CPU pool: {xla_pool_threads()}")
 
     meta_config = MetaConfig(steps=args.steps, unroll=args.unroll, meta_lr=META_LR)
     net = CoordinatewiseLSTM(config)
@@ -325,13 +396,13 @@ def main():
     contenders["minigrad"] = run_minigrad
     contenders["cells alone"] = cells_alone(config, n_coords, args.steps)
 
+    problem, theta0 = problems[0]
+    if torch is not None or jax_side is not None:
+        ours = minigrad_first_unroll(config, problem, theta0, args.unroll)
     if torch is not None:
-        problem, theta0 = problems[0]
-        value, check = compare_first_unroll(torch, config, problem, theta0, args.unroll)
-        for cell, (theirs, difference) in check.items():
-            print(f"check ({cell}): first-unroll meta-loss minigrad {value:.7g}, torch {theirs:.7g} "
-                  f"(relative difference {abs(theirs - value) / abs(value):.1e}); meta-gradient "
-                  f"max relative difference {difference:.1e}")
+        for cell in ("lstmcell", "manual"):
+            print_check(f"torch-{cell}", ours,
+                        torch_first_unroll(torch, config, problem, theta0, args.unroll, cell))
         for cell in ("lstmcell", "manual"):
             twin = TorchNetwork(torch, CoordinatewiseLSTM(config), cell)
             meta_optimizer = torch.optim.Adam(twin.params, lr=META_LR)
@@ -341,14 +412,25 @@ def main():
                 torch_train_trajectory(torch, twin, meta_optimizer, *next(queue[cell]),
                                        args.steps, args.unroll)
             contenders[f"torch-{cell}"] = run_torch
+    if jax_side is not None:
+        jax_trainer = jax_side.JaxMetaTrainer(CoordinatewiseLSTM(config), family, args.steps,
+                                              args.unroll, META_LR)
+        print_check("jax", ours, jax_trainer.first_unroll(problem, theta0))
+        queue["jax"] = iter(problems * 2)
+        contenders["jax"] = lambda: jax_trainer.train_trajectory(*next(queue["jax"]))
 
-    for run in contenders.values():          # untimed: imports, caches, first allocations
+    for run in contenders.values():          # untimed: imports, compilation, caches, allocations
         run()
-    times = interleaved_times(contenders, args.trajectories)
+    cpu = {name: [] for name in contenders}
+    wall = {name: [] for name in contenders}
+    times = interleaved_times({name: with_cpu_time(run, cpu[name], wall[name])
+                               for name, run in contenders.items()}, args.trajectories)
     medians = {name: median(t) for name, t in times.items()}
     print(f"seconds per trajectory, median of {args.trajectories}:")
     for name, t in times.items():
         print(f"  {name:15s} {medians[name]:.3f}   (all: {' '.join(f'{s:.3f}' for s in t)})")
+    print("CPU seconds per wall second in the timed turns: " + ", ".join(
+        f"{name} {sum(cpu[name]) / sum(wall[name]):.2f}" for name in contenders))
     fastest = theirs = None
     if torch is not None:
         fastest = min(("torch-lstmcell", "torch-manual"), key=medians.get)
@@ -367,6 +449,13 @@ def main():
               f"({fastest}) {theirs:.3f} s")
     else:
         print("pytorch: not installed")
+    if jax_side is not None:
+        print(f"minigrad {medians['minigrad']:.3f} s, jax {jax_side.jax.__version__} jit "
+              f"{medians['jax']:.3f} s")
+        print(f"ratio_vs_jax={medians['minigrad'] / medians['jax']:.3f}")
+    else:
+        print("jax: not installed")
+        print("ratio_vs_jax=n/a")
     print_ratio(medians["minigrad"], theirs)
 
 
