@@ -23,7 +23,6 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -50,8 +49,8 @@ def time_validation(task, workers):
     problems, with `workers`, and its figure."""
     trained_on, recipe = experiments.recipe_settings(task)
     spec = TASKS[trained_on]
-    networks = {name: CoordinatewiseLSTM(replace(recipe.network, seed=i))
-                for i, name in enumerate(spec.networks)}
+    networks = {name: CoordinatewiseLSTM(config)
+                for name, config in experiments.network_configs(trained_on, recipe, 0).items()}
     validation = family_of(trained_on, "validation")
     refs = ProblemRef.all(ProblemSet(trained_on, "validation", (0, 1),
                                      recipe.meta.validation_problems))
@@ -84,8 +83,8 @@ def main():
           f"1 worker against {args.workers}; {os.cpu_count()} cores")
 
     trained_on, recipe = experiments.recipe_settings(args.task)
-    networks = {name: CoordinatewiseLSTM(replace(recipe.network, seed=i))
-                for i, name in enumerate(TASKS[trained_on].networks)}
+    networks = {name: CoordinatewiseLSTM(config)
+                for name, config in experiments.network_configs(trained_on, recipe, 0).items()}
     with tempfile.TemporaryDirectory() as folder:
         optimizer = os.path.join(folder, "optimizer.npz")
         save_networks(optimizer, networks)

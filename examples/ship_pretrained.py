@@ -20,23 +20,23 @@ import json
 import os
 import platform
 import subprocess
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import numpy as np
 
 from minigrad.cli import ArgumentParser, UsageError, run_command
 from minigrad.io import atomic_write, read_checkpoint, write_text
 from optim.learned import load_networks, pretrained
-from optim.learned.experiments import recipe_settings
+from optim.learned.experiments import network_configs, recipe_settings
 from optim.learned.tasks import TASKS
 
 
 def recipe_configs(task, recipe, seed):
     """(networks {name: NetworkConfig dict}, MetaConfig dict) that `experiments.train` uses
-    for this task, recipe and seed: network i is seeded seed + i."""
+    for this task, recipe and seed (`experiments.network_configs`)."""
     trained_on, chosen = recipe_settings(task, recipe, seed=seed)
-    networks = {name: asdict(replace(chosen.network, seed=seed + i))
-                for i, name in enumerate(TASKS[trained_on].networks)}
+    networks = {name: asdict(config)
+                for name, config in network_configs(trained_on, chosen, seed).items()}
     return networks, asdict(chosen.meta)
 
 

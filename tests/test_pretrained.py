@@ -7,14 +7,13 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import pytest
 
 from minigrad.io import write_checkpoint
 from optim.learned import PRETRAINED, pretrained
-from optim.learned.experiments import recipe_settings
-from optim.learned.tasks import TASKS
+from optim.learned.experiments import network_configs, recipe_settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -48,9 +47,8 @@ def test_shipped_networks_load_and_are_the_kept_epoch_of_their_record(name):
 def test_shipped_optimizer_is_what_its_recipe_trains_today(name):
     record = pretrained.record(name)
     trained_on, recipe = recipe_settings(record["task"], record["recipe"], seed=record["seed"])
-    # as experiments.train builds them: network i seeded seed + i
-    expected = {key: asdict(replace(recipe.network, seed=record["seed"] + i))
-                for i, key in enumerate(TASKS[trained_on].networks)}
+    expected = {key: asdict(config) for key, config
+                in network_configs(trained_on, recipe, record["seed"]).items()}
     networks = pretrained.load(name)
     stale = (f"the shipped optimizer {name!r} is stale: recipe {record['recipe']!r} of task "
              f"{record['task']!r} has changed since it was trained. Retrain it with the "

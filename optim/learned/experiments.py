@@ -103,6 +103,13 @@ def recipe_settings(task, recipe=None, *, seed=0, preprocess=None, digits=None, 
     return trained_on, replace(chosen, network=network, meta=config, digits=digits)
 
 
+def network_configs(trained_on, recipe, seed):
+    """{network name: NetworkConfig} of the networks `train` builds for task `trained_on`
+    with `recipe` (as `recipe_settings` returns it): network i of the task is seeded seed + i."""
+    return {name: replace(recipe.network, seed=seed + i)
+            for i, name in enumerate(TASKS[trained_on].networks)}
+
+
 def describe(recipe):
     """One line saying how `recipe` meta-trains, naming every option beyond the paper it uses."""
     meta = recipe.meta
@@ -162,8 +169,8 @@ def train(task, out, *, recipe=None, seed=0, resume=False, force=False, preproce
         raise UsageError(f"train: {error}") from None
     clear_caches()
     validation_family = family_of(trained_on, "validation", data_dir, download=download)
-    networks = {name: CoordinatewiseLSTM(replace(chosen.network, seed=seed + i))
-                for i, name in enumerate(spec.networks)}
+    networks = {name: CoordinatewiseLSTM(config)
+                for name, config in network_configs(trained_on, chosen, seed).items()}
     sample = family.sample(np.random.default_rng(0))
     with open_runner(workers, cluster, runner) as runner:
         trainer = MetaTrainer(networks, family, chosen.meta, out_dir=out,
