@@ -36,7 +36,7 @@ from models.data import DatasetError
 
 from . import experiments
 from .meta import MetaTrainingInterrupted
-from .parallel import default_workers
+from .parallel import BLAS_THREAD_VARIABLES, default_workers
 from .tasks import TASKS
 
 # The optimizer network's matmuls are tall and thin ((coordinates, 40) @ (40, 80)): on the
@@ -44,7 +44,7 @@ from .tasks import TASKS
 # +55% quadratic), and on a busy machine much slower. So each of these variables that the user
 # has not set defaults to one thread. They must be set before numpy is imported, and importing
 # this package imports numpy, so the command restarts itself once with them (`console_main`).
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# (BLAS_THREAD_VARIABLES, from parallel.py, which gives its worker processes one thread too.)
 
 
 # reproduce's options that only training uses (all default to None).

@@ -331,7 +331,8 @@ def reproduce(task, out, *, recipe=None, seed=0, optimizers=None, tests=None, st
         training_folder(train_out, chosen.meta, resume=resume, force=force)
         optimizers = os.path.join(train_out, "optimizer.npz")
     else:
-        load_learned(optimizers if isinstance(optimizers, dict) else {"LSTM": optimizers}, task)
+        learned = load_learned(optimizers if isinstance(optimizers, dict)
+                               else {"LSTM": optimizers}, task)
     comparisons = {}
     for horizon in horizons:
         folder = os.path.join(out, f"compare-{horizon}")
@@ -346,8 +347,7 @@ def reproduce(task, out, *, recipe=None, seed=0, optimizers=None, tests=None, st
             train(spec.trained_on or task, train_out, recipe=recipe, seed=seed, resume=resume,
                   force=force, preprocess=preprocess, digits=digits,
                   checkpoint_every=checkpoint_every, runner=runner, **data, **meta)
-        learned = load_learned(optimizers if isinstance(optimizers, dict)
-                               else {"LSTM": optimizers}, task)
+            learned = load_learned({"LSTM": optimizers}, task)
         for folder, (settings, state) in comparisons.items():
             if state == "finished":
                 print(f"{folder}: this comparison is finished (compare.json, same settings); "
