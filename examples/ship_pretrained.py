@@ -28,6 +28,7 @@ from minigrad.cli import ArgumentParser, UsageError, run_command
 from minigrad.io import atomic_write, read_checkpoint, write_text
 from optim.learned import load_networks, pretrained
 from optim.learned.experiments import network_configs, recipe_settings
+from optim.learned.meta import MetaConfig
 from optim.learned.tasks import TASKS
 
 
@@ -70,7 +71,7 @@ def build_record(args, data):
     networks, extra = load_networks(os.path.join(args.run, "optimizer.npz"), with_extra=True)
     _, checkpoint, _ = read_checkpoint(os.path.join(args.run, "checkpoint.npz"),
                                        "meta-training checkpoint")
-    meta = checkpoint["config"]
+    meta = asdict(MetaConfig(**checkpoint["config"]))     # options added since at their defaults
     recipe = args.recipe or next(iter(TASKS[args.task].recipes))
     network = {name: asdict(net.config) for name, net in networks.items()}
     expected_network, expected_meta = recipe_configs(args.task, recipe, meta["seed"])

@@ -6,8 +6,9 @@ One small network is applied to every coordinate of the optimizee, all coordinat
 network trained on 15,910 coordinates runs unchanged on any other number of them.
 """
 import json
+import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -16,9 +17,12 @@ import minigrad.functional as F
 from minigrad import nn
 from minigrad.io import prefixed, read_npz, unprefixed, write_npz
 
-from .features import preprocess_gradients
+from .features import Moments, preprocess_gradients
 
 FORMAT_VERSION = 1
+
+
+INPUTS = ("gradient", "moments", "both")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,20 @@ class NetworkConfig:
     `layers=()` gives a plain linear network g = w * grad + b (the exact check of
     docs/paper.md), and `zero_init` starts every weight at zero. dtype float64 is for
     gradient checks.
+
+    Beyond the paper (docs/optimizers.md, "The improved learned optimizer"):
+    inputs: "gradient", the paper's (the gradient, preprocessed or not); "moments", the
+        scale-free moments of `features.Moments` (first moments at `betas`, second at beta2);
+        or "both", the moments and then the paper's preprocessed gradient, whose log-magnitude
+        tells the network the scale the moments hide.
+    output: "update", the paper's g = output_scale * (w h + b), or "adam", a nominal Adam step
+        that the network rescales and corrects, both bounded:
+            g = -lr * (exp(lr_range * tanh(a)) * d + tanh(b)),   (a, b) = W h + w0
+        where d = m_hat / (sqrt(v_hat) + eps) is Adam's direction (the first moment at
+        beta 0.9, which `betas` must hold). With zero output weights (the start) it is Adam
+        at learning rate lr; the network can scale that step by exp(+-lr_range) per
+        coordinate and add up to lr of its own. d needs the moments (with 0.9 among `betas`),
+        which are then kept whatever the inputs.
     """
 
     layers: tuple = (20, 20)
@@ -41,19 +59,62 @@ class NetworkConfig:
     zero_init: bool = False
     seed: int = 0
     dtype: str = "float32"
+    inputs: str = "gradient"
+    output: str = "update"
+    betas: tuple = (0.5, 0.9, 0.99)
+    beta2: float = 0.999
+    lr: float = 0.01
+    lr_range: float = math.log(10)
+
+    def __post_init__(self):
+        if self.inputs not in INPUTS:
+            raise ValueError(f"NetworkConfig: inputs must be one of {INPUTS}, got "
+                             f"{self.inputs!r}")
+        if self.output not in ("update", "adam"):
+            raise ValueError(f"NetworkConfig: output must be 'update' or 'adam', got "
+                             f"{self.output!r}")
+        if self.output == "adam" and 0.9 not in self.betas:
+            raise ValueError("NetworkConfig: output 'adam' needs 0.9 among the betas (Adam's "
+                             f"direction), got betas {self.betas}")
+
+    @property
+    def moments(self):
+        """The `features.Moments` the network keeps, for inputs "moments" or output "adam"
+        (None for the paper's network)."""
+        if self.inputs == "gradient" and self.output != "adam":
+            return None
+        return Moments(self.betas, self.beta2, dtype=self.dtype)
 
     @property
     def input_size(self):
-        return 2 if self.preprocess else 1
+        gradient = 2 if self.preprocess else 1
+        return {"gradient": gradient, "moments": len(self.betas) + 1,
+                "both": len(self.betas) + 1 + gradient}[self.inputs]
+
+    @property
+    def output_size(self):
+        return 2 if self.output == "adam" else 1
 
     def to_json(self):
-        return json.dumps(asdict(self))
+        """The configuration as JSON. The options beyond the paper are written only where they
+        differ from their defaults, so a paper network's file is the same as before they
+        existed."""
+        values = asdict(self)
+        for field in fields(self)[fields(self).index(_FIRST_OPTION):]:
+            if values[field.name] == field.default:
+                del values[field.name]
+        return json.dumps(values)
 
     @classmethod
     def from_json(cls, text):
         values = json.loads(text)
-        values["layers"] = tuple(values["layers"])
+        for name in ("layers", "betas"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
+
+
+_FIRST_OPTION = next(f for f in fields(NetworkConfig) if f.name == "inputs")
 
 
 class CoordinatewiseLSTM(nn.Module):
@@ -62,7 +123,12 @@ class CoordinatewiseLSTM(nn.Module):
 
     Parameters (phi): for each layer k, `cells[k].weight` (in_k + H_k, 4 H_k) and `.bias`
     (4 H_k,), gates ordered input, forget, cell, output; then `out_weight` (H_last, 1) and
-    `out_bias` (1,). With no layers, the output is linear in the (preprocessed) gradient.
+    `out_bias` (1,) ((H_last, 2) and (2,) for output "adam"). With no layers, the output is
+    linear in the (preprocessed) gradient.
+
+    The state is a list of tuples of (n_coords, .) tensors: (h, c) for each layer, then, for
+    inputs "moments" or output "adam", the moments (m, v, t) (constants: they depend on the
+    gradients only).
     """
 
     def __init__(self, config=NetworkConfig()):
@@ -77,46 +143,74 @@ class CoordinatewiseLSTM(nn.Module):
             self.cells.append(cell)
             width = hidden
         # A small output layer: the first updates are small, so early meta-training is stable.
-        self.out_weight = nn.Parameter(rng.uniform(-0.1, 0.1, (width, 1)) / np.sqrt(width),
+        out_shape = (width, config.output_size)
+        self.out_weight = nn.Parameter(rng.uniform(-0.1, 0.1, out_shape) / np.sqrt(width),
                                        dtype=self.dtype)
-        self.out_bias = nn.Parameter(np.zeros(1), dtype=self.dtype)
+        self.out_bias = nn.Parameter(np.zeros(config.output_size), dtype=self.dtype)
+        if config.output == "adam":           # start as Adam: the learned terms at zero
+            self.out_weight.data[...] = 0
         if config.zero_init:
             for p in self.parameters():
                 p.data[...] = 0
+        self.moments = config.moments
 
     def initial_state(self, n_coords):
-        """Zero (h, c) for each layer: a list of pairs of (n_coords, H) tensors."""
-        return [(mg.Tensor(np.zeros((n_coords, cell.hidden_size)), dtype=self.dtype),) * 2
-                for cell in self.cells]
+        """Zero (h, c) for each layer, pairs of (n_coords, H) tensors; then, if the network
+        keeps moments, zero moments (m, v, t)."""
+        state = [(mg.Tensor(np.zeros((n_coords, cell.hidden_size)), dtype=self.dtype),) * 2
+                 for cell in self.cells]
+        if self.moments is not None:
+            state.append(tuple(mg.Tensor(a, dtype=self.dtype)
+                               for a in self.moments.initial(n_coords)))
+        return state
 
     def forward(self, grad, state):
         """grad: (n,) array of gradient coordinates (a constant: first order, section 2).
         state: from `initial_state` or the previous call. Returns (update (n,) tensor, state)."""
         config = self.config
-        if config.preprocess:
+        new_state = []
+        if self.moments is not None:
+            moment_inputs, moments = self.moments.step(grad, [a.data for a in state[-1]])
+            moments = [tuple(mg.Tensor(a, dtype=self.dtype) for a in moments)]
+        if config.inputs == "moments":
+            x = moment_inputs
+        elif config.preprocess:
             x = preprocess_gradients(grad, config.preprocess_p)
         else:
             x = grad.reshape(-1, 1)
+        if config.inputs == "both":
+            x = np.concatenate([moment_inputs, x], axis=1)
         x = mg.Tensor(x, dtype=self.dtype)
-        new_state = []
         for cell, (h, c) in zip(self.cells, state):
             h, c = F.lstm_cell(x, h, c, cell.weight, cell.bias)
             new_state.append((h, c))
             x = h
-        update = F.linear(x, self.out_weight, self.out_bias) * config.output_scale
-        return update.reshape(-1), new_state
+        out = F.linear(x, self.out_weight, self.out_bias)
+        if config.output == "adam":
+            direction = moment_inputs[:, config.betas.index(0.9)]
+            scale = (out[:, 0].tanh() * config.lr_range).exp()
+            update = (scale * direction + out[:, 1].tanh()) * -config.lr
+        else:
+            update = (out * config.output_scale).reshape(-1)
+        if self.moments is not None:
+            new_state += moments
+        return update, new_state
 
     def extra_repr(self):
         config = self.config
         inputs = f"preprocess_p={config.preprocess_p}" if config.preprocess else "preprocess=False"
         forget_bias = f", forget_bias={config.forget_bias}" if config.forget_bias else ""
-        return (f"{inputs}{forget_bias}, out_weight={self.out_weight.shape}, "
-                f"output_scale={config.output_scale}")
+        if config.inputs != "gradient":
+            moments = f"moments(betas={config.betas}, beta2={config.beta2})"
+            inputs = moments if config.inputs == "moments" else f"{moments}, {inputs}"
+        output = (f"adam(lr={config.lr}, lr_range={config.lr_range:.3g})"
+                  if config.output == "adam" else f"output_scale={config.output_scale}")
+        return f"{inputs}{forget_bias}, out_weight={self.out_weight.shape}, {output}"
 
 
 def detach_state(state):
-    """The LSTM state cut from the graph (the truncation of truncated BPTT)."""
-    return [(h.detach(), c.detach()) for h, c in state]
+    """The network's state cut from the graph (the truncation of truncated BPTT)."""
+    return [tuple(t.detach() for t in part) for part in state]
 
 
 def save_networks(path, networks, extra=None):

@@ -123,8 +123,9 @@ class LearnedOptimizer(Optimizer):
     Each step feeds every parameter's gradient, flattened and joined per network
     (`CoordinateLayout`), through that network (`propose`), and adds the proposed update to
     the parameter. There is no learning rate: the network's weights phi set the step. The
-    LSTM state (h, c) is carried from step to step, one row per coordinate: `state` is
-    {network name: [(h, c) per layer]}, each a (n_coords, H) tensor. A step builds no graph.
+    network's state is carried from step to step, one row per coordinate: `state` is
+    {network name: [(h, c) per layer, then (m, v, t) for a network with inputs "moments"]},
+    each a (n_coords, .) tensor. A step builds no graph.
 
     `networks`: the name of a shipped optimizer ("mnist", "quadratic"; `pretrained.PRETRAINED`),
     a path to a file written by `train`, a CoordinatewiseLSTM, or a dict of them by name. With
@@ -216,7 +217,8 @@ class LearnedOptimizer(Optimizer):
         """The optimizer's state as plain Python and numpy data (copies), ready to be saved:
 
             {"step": steps taken since the start (or `reset_state`),
-             "state": {network name: [(h, c) per layer]}, each (n_name, H) array,
+             "state": {network name: [(h, c) per layer, then (m, v, t) for inputs
+                       "moments"]}, each an (n_name, .) array,
              "networks": {network name: {"config": NetworkConfig as JSON,
                                          "sha256": of its weights (`fingerprint`)}},
              "layout": {network name: [parameter index, ...]},
@@ -232,7 +234,7 @@ class LearnedOptimizer(Optimizer):
             start += len(group["params"])
         return {
             "step": self.step_count,
-            "state": {name: [(h.data.copy(), c.data.copy()) for h, c in layers]
+            "state": {name: [tuple(t.data.copy() for t in part) for part in layers]
                       for name, layers in self.state.items()},
             "networks": {name: {"config": net.config.to_json(), "sha256": fingerprint(net)}
                          for name, net in sorted(self.networks.items())},
@@ -279,6 +281,11 @@ class LearnedOptimizer(Optimizer):
         for name, layers in here["state"].items():
             saved_layers = state_dict["state"][name]
             new_state[name] = []
+            if len(saved_layers) != len(layers) or any(
+                    len(pair) != len(saved) for pair, saved in zip(layers, saved_layers)):
+                raise ValueError(f"{where}: the state of network {name!r} is made of "
+                                 f"{[len(pair) for pair in layers]} arrays per part, the saved "
+                                 f"one of {[len(pair) for pair in saved_layers]}")
             for k, (pair, saved_pair) in enumerate(zip(layers, saved_layers)):
                 for array, saved in zip(pair, saved_pair):
                     if np.shape(saved) != array.shape:
