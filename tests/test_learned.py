@@ -550,9 +550,9 @@ def test_problems_per_update_meta_trains_on_joint_problems():
     seen = []
     original = trainer.train_trajectory
 
-    def record(problem, theta0, assign=None):
+    def record(problem, theta0, assign=None, steps=None):
         seen.append((problem, len(theta0)))
-        return original(problem, theta0, assign)
+        return original(problem, theta0, assign, steps)
     trainer.train_trajectory = record
     trainer.fit()
     (problem, n_params), = seen
@@ -604,8 +604,8 @@ def test_averaged_meta_training_resumes_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"validate_on": "final"}, "validate_on must be 'meta-loss' or 'late', got 'final'"),
-    ({"validation_steps": 10}, r"validation_steps \(10\) must be at least steps \(20\)"),
+    ({"validate_on": "last"}, "validate_on must be one of .*, got 'last'"),
+    ({"validation_steps": 10}, r"validation_steps \(10\) must be at least the training length \(20\)"),
     ({"problems_per_update": 0}, "problems_per_update must be at least 1, got 0"),
     ({"average": 1.0}, r"average is a decay in \[0, 1\), got 1.0"),
 ])
@@ -672,9 +672,9 @@ def test_meta_learning_rate_decays_log_linearly_to_its_final_value():
     seen = []
     original = trainer.train_trajectory
 
-    def record(problem, theta0):
+    def record(problem, theta0, steps=None):
         seen.append(trainer.meta_optimizer.param_groups[0]["lr"])
-        return original(problem, theta0)
+        return original(problem, theta0, steps=steps)
     trainer.train_trajectory = record
     trainer.fit()
     np.testing.assert_allclose(seen, [0.01, 0.001, 0.0001])

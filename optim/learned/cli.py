@@ -35,7 +35,7 @@ from minigrad.cli import ArgumentParser, UsageError, command_line, integer, real
 from models.data import DatasetError
 
 from . import experiments
-from .meta import MetaTrainingInterrupted
+from .meta import VALIDATION_FIGURES, MetaTrainingInterrupted
 from .parallel import BLAS_THREAD_VARIABLES, default_workers
 from .tasks import TASKS
 
@@ -96,9 +96,11 @@ def build_parser():
         p.add_argument("--average", type=real(0, 1, high_open=True),
                        help="validate and save a running average of the weights with this decay "
                             "per meta-update (default: the recipe's; the paper: none)")
-        p.add_argument("--validate-on", choices=["meta-loss", "late"],
-                       help="the validation figure: the meta-loss (the paper's) or the mean loss "
-                            "from the training horizon to --validation-steps")
+        p.add_argument("--validate-on", choices=VALIDATION_FIGURES,
+                       help="the validation figure: the meta-loss (the paper's), the mean loss "
+                            "from the training horizon to --validation-steps (late), the mean "
+                            "log loss (log) or the mean log loss of the last tenth of the "
+                            "steps (final); default: the recipe's")
         p.add_argument("--validation-steps", type=integer(1),
                        help="how far validation runs each problem (default: the training horizon)")
         p.add_argument("--digits", type=integer(1),

@@ -110,19 +110,41 @@ def network_configs(trained_on, recipe, seed):
             for i, name in enumerate(TASKS[trained_on].networks)}
 
 
+def training_refs(task, recipe, seed, data_dir=None):
+    """epoch -> the ProblemRefs of that epoch's meta-training problems when the recipe runs
+    several trajectories per meta-update (MetaConfig.trajectories_per_update), each set drawn
+    from a stream of its own, (seed, 3, epoch), so that workers can rebuild it; None
+    otherwise (one trajectory at a time, drawn in this process)."""
+    count = recipe.meta.trajectories_per_update
+    if count == 1:
+        return None
+    return lambda epoch: ProblemRef.all(ProblemSet(task, "train", (seed, 3, epoch), count,
+                                                   data_dir=data_dir, subset=recipe.digits))
+
+
 def describe(recipe):
     """One line saying how `recipe` meta-trains, naming every option beyond the paper it uses."""
     meta = recipe.meta
-    return (f"{meta.epochs} epochs of {meta.steps} steps, unrolled {meta.unroll} at a time, "
+    length = "in stages" if meta.curriculum else f"of {meta.steps} steps"
+    return (f"{meta.epochs} epochs {length}, unrolled {meta.unroll} at a time, "
             f"meta-Adam lr {meta.meta_lr}"
             + (f" decaying to {meta.final_meta_lr}" if meta.final_meta_lr else "")
             + (f", meta-gradient clipped at norm {meta.clip_norm}" if meta.clip_norm else "")
             + (f", {meta.problems_per_update} problems per trajectory"
                if meta.problems_per_update > 1 else "")
+            + (f", {meta.trajectories_per_update} trajectories per meta-update"
+               if meta.trajectories_per_update > 1 else "")
+            + (f", meta-objective {meta.objective}" if meta.objective != "sum" else "")
+            + (f", optimizee randomly scaled by exp(U(-{meta.random_scale}, "
+               f"{meta.random_scale}))" if meta.random_scale else "")
+            + (", curriculum " + " -> ".join(f"{e} x {n} steps" for n, e in meta.curriculum)
+               if meta.curriculum else "")
             + (f", each problem on its own {recipe.digits} digits" if recipe.digits else "")
             + (f", phi averaged (decay {meta.average})" if meta.average is not None else "")
-            + f"; validation: {meta.validate_on} over {meta.validation_steps or meta.steps} steps "
-              f"on {meta.validation_problems} problems every {meta.validate_every} epochs"
+            + f"; validation: {meta.validate_on} over "
+              + ("the next stage's steps" if meta.curriculum
+                 else f"{meta.validation_steps or meta.steps} steps")
+            + f" on {meta.validation_problems} problems every {meta.validate_every} epochs"
             + f"; network {recipe.network}")
 
 
@@ -178,7 +200,8 @@ def train(task, out, *, recipe=None, seed=0, resume=False, force=False, preproce
                               checkpoint_every=checkpoint_every, runner=runner,
                               validation_refs=ProblemRef.all(ProblemSet(
                                   trained_on, "validation", (seed, 1),
-                                  chosen.meta.validation_problems, data_dir=data_dir)))
+                                  chosen.meta.validation_problems, data_dir=data_dir)),
+                              training_refs=training_refs(trained_on, chosen, seed, data_dir))
         if state == "resume":
             trainer.load_checkpoint(trainer.checkpoint_path)
             print(f"resuming {trainer.checkpoint_path} at epoch {trainer.epoch} of "
