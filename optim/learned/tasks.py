@@ -117,6 +117,9 @@ def _cifar(split, data_dir=None, download=False, subset=None):
 
 # The paper's network for MNIST and CIFAR (section 3.2): two layers of 20, p = 10, output x0.1.
 MNIST_NETWORK = NetworkConfig(layers=(20, 20), preprocess=True, preprocess_p=10.0, output_scale=0.1)
+# The improved optimizer (docs/optimizers.md): scale-free moment inputs, and a nominal Adam step
+# (learning rate 0.01) that the network rescales by up to 10x either way and corrects.
+IMPROVED_NETWORK = NetworkConfig(layers=(20, 20), inputs="moments", output="adam", lr=0.01)
 # The paper's quadratic network has no preprocessing; this one preprocesses (`--preprocess off`
 # restores the paper's setting).
 QUADRATIC_NETWORK = NetworkConfig(layers=(20, 20), preprocess=True, preprocess_p=10.0,
@@ -137,6 +140,13 @@ RECIPES = {
                        clip_norm=1.0, validate_every=50, validation_problems=16),
         ),     # the paper's protocol: one net per trajectory on minibatches from the whole
                # "train" split, the network with the lowest validation meta-loss kept
+        "improved": Recipe(
+            IMPROVED_NETWORK,
+            MetaConfig(steps=100, unroll=100, epochs=230, meta_lr=3e-3, final_meta_lr=1e-3,
+                       clip_norm=1.0, trajectories_per_update=2, objective="log-last",
+                       validate_on="final", validate_every=20, validation_problems=16,
+                       curriculum=((100, 120), (200, 60), (500, 30), (1000, 20))),
+        ),     # docs/optimizers.md, "The improved learned optimizer"
     },
     "cifar": {
         "paper": Recipe(
