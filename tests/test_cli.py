@@ -316,6 +316,10 @@ def test_compare_takes_a_shipped_optimizer_by_name(tmp_path):
     ("learned_vs_adam.py", ["--report", "0"], "--report"),
     ("ship_pretrained.py", ["--name", "quadratic", "--task", "quadratic", "--run", ".",
                             "--command", "c", "--description", "d"], "give --force"),
+    ("beyond_paper.py", ["--horizons", "100", "200", "--tests", "5"],
+     "--tests gives 1 counts for 2 --horizons"),
+    ("beyond_paper.py", ["--paper", "zero=mnist-paper"], "--paper zero=mnist-paper: expected SEED=FILE"),
+    ("beyond_paper.py", ["--seeds", "-1"], "--seeds"),
 ])
 def test_the_learned_optimizer_examples_report_mistakes_on_one_line(tmp_path, script, args,
                                                                      named):

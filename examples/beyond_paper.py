@@ -1,0 +1,250 @@
+"""Beyond the paper: the improved learned optimizer (`--recipe improved`) against the paper's
+and the tuned baselines, from 100 to 10,000 steps and on the generalisation nets, for several
+meta-training seeds; the README's "Beyond the paper" tables and figures.
+
+    python examples/beyond_paper.py --seeds 0 1 2 --out runs/beyond
+
+For each seed S, into OUT/seed-S/:
+
+    learning-to-learn train --task mnist --recipe improved --seed S --out OUT/seed-S/improved
+    learning-to-learn train --task mnist --recipe paper --seed S --out OUT/seed-S/paper
+    learning-to-learn compare --task mnist --steps H --tests N --seed S --out OUT/seed-S/compare-H \\
+        --optimizer paper=OUT/seed-S/paper/optimizer.npz improved=OUT/seed-S/improved/optimizer.npz
+        (for each horizon H of --horizons, N of --tests: 100, 200, 1000, 10000 steps on 100,
+        100, 20 and 5 test problems by default, the baselines tuned for each horizon)
+    learning-to-learn compare --task T --steps 100 --seed S --out OUT/seed-S/T --optimizer ...
+        (T = mnist-40, mnist-2layer, mnist-relu: the optimizers trained on the base net)
+
+`--paper S=FILE` takes seed S's paper optimizer from FILE instead of training it (e.g.
+`--paper 0=mnist-paper`, the shipped one, which is that run); `--without-paper` leaves it out
+for the seeds not named there (the comparisons then hold the improved one and the baselines). What is finished is kept, as
+with `--resume`: training resumes from its checkpoint, a comparison with the same settings is
+not run again. So an interrupted run continues where it stopped, seeds can run in separate
+processes, and a last call with all of them writes the tables (OUT/beyond.md, also printed)
+and the figures (OUT/horizons.png, OUT/relu.png) from whatever has been run.
+"""
+import os
+
+# One BLAS thread, as the learning-to-learn command uses (optim/learned/cli.py says why); set
+# before numpy is imported.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from minigrad.cli import (ArgumentParser, UsageError, command_line, integer,  # noqa: E402
+                          output_folder, run_command)
+from minigrad.io import write_figure, write_text  # noqa: E402
+from models.data import DatasetError  # noqa: E402
+from optim.learned import experiments  # noqa: E402
+from optim.learned.evaluation import BASELINES  # noqa: E402
+from optim.learned.parallel import default_workers  # noqa: E402
+from optim.learned.runs import comparison_folder  # noqa: E402
+
+HORIZONS = (100, 200, 1000, 10000)
+TESTS = (100, 100, 20, 5)
+GENERALISATION = ("mnist-40", "mnist-2layer", "mnist-relu")
+LEARNED = ("paper", "improved")
+
+
+def compare_once(task, optimizers, folder, *, steps, tests, seed, runner):
+    """experiments.compare into `folder`, unless it already holds this comparison."""
+    paths, settings = experiments.comparison_settings(task, optimizers, steps=steps, tests=tests,
+                                                      seed=seed, test_split="test")
+    if comparison_folder(folder, settings, resume=True) == "finished":
+        print(f"{folder}: finished, kept")
+        return
+    experiments.compare(task, paths, folder, steps=steps, tests=tests, seed=seed, force=True,
+                        runner=runner)
+
+
+def run_seed(seed, out, paper, horizons, tests, runner, without_paper=False):
+    """Train (or resume) both optimizers of one seed (only the improved one if `paper` is None
+    and `without_paper`), then every comparison not yet done."""
+    folder = os.path.join(out, f"seed-{seed}")
+    start = time.perf_counter()
+    optimizers = {"paper": paper, "improved": os.path.join(folder, "improved", "optimizer.npz")}
+    experiments.train("mnist", os.path.join(folder, "improved"), recipe="improved", seed=seed,
+                      resume=True, runner=runner)
+    if paper is None and without_paper:
+        del optimizers["paper"]
+    elif paper is None:
+        experiments.train("mnist", os.path.join(folder, "paper"), recipe="paper", seed=seed,
+                          resume=True, runner=runner)
+        optimizers["paper"] = os.path.join(folder, "paper", "optimizer.npz")
+    for steps, count in zip(horizons, tests):
+        compare_once("mnist", optimizers, os.path.join(folder, f"compare-{steps}"), steps=steps,
+                     tests=count, seed=seed, runner=runner)
+    for task in GENERALISATION:
+        compare_once(task, optimizers, os.path.join(folder, task), steps=100, tests=100,
+                     seed=seed, runner=runner)
+    print(f"seed {seed}: {time.perf_counter() - start:.0f} s in all")
+
+
+def reports(out, seeds, folder):
+    """{seed: compare.json of OUT/seed-S/folder} for the seeds that have it."""
+    found = {}
+    for seed in seeds:
+        path = os.path.join(out, f"seed-{seed}", folder, "compare.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                found[seed] = json.load(f)
+    return found
+
+
+def final(report, name, step):
+    if name not in report["optimizers"]:
+        return None
+    value = report["optimizers"][name]["mean"][step]
+    return np.nan if value is None else value
+
+
+def cell(values):
+    """mean ± standard error over seeds (the value alone for one seed)."""
+    values = [v for v in values if v is not None]      # None: not in that comparison
+    if not values:
+        return ""
+    values = np.array(values, dtype=float)
+    if np.isnan(values).any():
+        return "diverged"
+    if len(values) == 1:
+        return f"{values[0]:.4g}"
+    return f"{values.mean():.4g} ± {values.std(ddof=1) / np.sqrt(len(values)):.2g}"
+
+
+def table(out, seeds, columns, title):
+    """One row per optimizer, a column per (label, folder, step): the mean over seeds of each
+    seed's mean test loss, ± standard error over seeds; then, per seed, which optimizer is
+    lowest."""
+    found = [(label, step, reports(out, seeds, folder)) for label, folder, step in columns]
+    found = [(label, step, runs) for label, step, runs in found if runs]
+    if not found:
+        return f"{title}: nothing run yet."
+    lines = [title, "", "| optimizer | " + " | ".join(
+        f"{label} (seeds {', '.join(map(str, sorted(runs)))})" for label, _, runs in found) + " |",
+             "|---|" + "---|" * len(found)]
+    for name in (*LEARNED, *BASELINES):
+        lines.append(f"| {name} | " + " | ".join(
+            cell([final(report, name, step) for report in runs.values()])
+            for _, step, runs in found) + " |")
+    lines += ["", "Per seed, the improved optimizer's figure and the lowest tuned baseline's "
+              "(bold where the improved one is lower):", "",
+              "| seed | " + " | ".join(label for label, *_ in found) + " |",
+              "|---|" + "---|" * len(found)]
+    for seed in seeds:
+        cells = []
+        for _, step, runs in found:
+            if seed not in runs:
+                cells.append("")
+                continue
+            report = runs[seed]
+            mine = final(report, "improved", step)
+            best = min(BASELINES, key=lambda name: final(report, name, step))
+            mark = "**" if mine < final(report, best, step) else ""
+            cells.append(f"{mark}{mine:.4g}{mark} ({best} {final(report, best, step):.4g})")
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(out, seed, folders, path, title):
+    """Loss against step on log-log axes for one seed: the longest of the comparisons in
+    `folders` that has been run; False if there is none, or no matplotlib."""
+    runs = [r for r in (reports(out, [seed], folder).get(seed) for folder in folders) if r]
+    if not runs:
+        return False
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    colors = {"paper": "C3", "improved": "C5", "SGD": "C0", "RMSprop": "C1", "Adam": "C2",
+              "NAG": "C4"}
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    longest = max(runs, key=lambda r: r["steps"])
+    for name, entry in longest["optimizers"].items():
+        mean = np.array([np.nan if v is None else v for v in entry["mean"]])
+        steps = np.arange(len(mean))
+        label = name if entry["lr"] is None else f"{name} (lr {entry['lr']:.2g}, tuned for {longest['steps']})"
+        ax.plot(steps[1:], mean[1:], color=colors.get(name), label=label,
+                lw=2 if entry["lr"] is None else 1.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean over test problems)")
+    ax.set_title(f"{title}, seed {seed}: {longest['tests']} test problems")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    write_figure(path, fig, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def paper_optimizers(values):
+    """--paper's S=FILE values as {seed: FILE}."""
+    chosen = {}
+    for value in values or ():
+        seed, sep, path = value.partition("=")
+        if not sep or not seed.isdigit() or not path:
+            raise UsageError(f"--paper {value}: expected SEED=FILE, e.g. 0=mnist-paper")
+        chosen[int(seed)] = experiments.optimizer_path(path)
+    return chosen
+
+
+def main(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=integer(0), nargs="+", default=[0, 1, 2],
+                        help="meta-training seeds, each into OUT/seed-S (default 0 1 2)")
+    parser.add_argument("--out", default="runs/beyond", help="output folder (default runs/beyond)")
+    parser.add_argument("--paper", nargs="+", metavar="S=FILE",
+                        help="seed S's paper optimizer from FILE (or a shipped name) instead of "
+                             "training it")
+    parser.add_argument("--without-paper", action="store_true",
+                        help="compare only the improved optimizer for the seeds that --paper "
+                             "does not name, instead of training the paper's")
+    parser.add_argument("--horizons", type=integer(1), nargs="+", default=list(HORIZONS),
+                        help=f"the comparisons' lengths (default {' '.join(map(str, HORIZONS))})")
+    parser.add_argument("--tests", type=integer(1), nargs="+", default=list(TESTS),
+                        help="test problems at each horizon (default "
+                             f"{' '.join(map(str, TESTS))})")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only write the tables and figures of what has been run")
+    parser.add_argument("--workers", type=integer(1), default=default_workers(),
+                        help="processes for the independent runs and the side-by-side "
+                             f"trajectories (default: the cores, {default_workers()})")
+    args = parser.parse_args(argv)
+    if len(args.tests) != len(args.horizons):
+        raise UsageError(f"--tests gives {len(args.tests)} counts for {len(args.horizons)} "
+                         f"--horizons")
+    paper = paper_optimizers(args.paper)
+    output_folder(args.out)
+    if not args.report_only:
+        try:
+            with experiments.open_runner(args.workers) as runner:
+                for seed in args.seeds:
+                    run_seed(seed, args.out, paper.get(seed), args.horizons, args.tests, runner,
+                             args.without_paper)
+        except KeyboardInterrupt as interrupt:
+            interrupt.hint = f"what is finished is kept; continue with: {command_line(argv)}"
+            raise
+    horizons = table(args.out, args.seeds,
+                     [(f"step {h}", f"compare-{h}", h) for h in args.horizons],
+                     "Mean test loss at the end of each horizon (baselines tuned for it)")
+    generalisation = table(args.out, args.seeds,
+                           [(task, task, 100) for task in GENERALISATION],
+                           "Mean test loss at step 100 on the nets of the paper's figure 5")
+    text = horizons + "\n\n" + generalisation
+    write_text(os.path.join(args.out, "beyond.md"), text + "\n")
+    print(text)
+    seed = args.seeds[0]
+    plot_curves(args.out, seed, [f"compare-{h}" for h in args.horizons],
+                os.path.join(args.out, "horizons.png"), "MNIST")
+    plot_curves(args.out, seed, ["mnist-relu"], os.path.join(args.out, "relu.png"), "ReLU net")
+
+
+if __name__ == "__main__":
+    run_command(main, report=(UsageError, DatasetError))
