@@ -1,8 +1,9 @@
 """The learned optimizer used as a plain optimizer: one `LearnedOptimizer.step`, minigrad against
 PyTorch.
 
-The shipped "mnist" optimizer (`LearnedOptimizer(params, "mnist")`: two LSTM layers of 20 units,
-preprocessing with p = 10, output scale 0.1) on the paper's MNIST net, the 784-20-10 sigmoid MLP
+The shipped "mnist-paper" optimizer (`LearnedOptimizer(params, "mnist-paper")`, the paper's
+network: two LSTM layers of 20 units, preprocessing with p = 10, output scale 0.1) on the paper's
+MNIST net, the 784-20-10 sigmoid MLP
 (15,910 coordinates): the step that the 1,000- and 10,000-step comparisons take at every step,
 with no graph. The gradients are fixed: one real backward of the MLP on one minibatch of 128
 digits, left in every parameter's .grad; each step moves the parameters and carries the LSTM
@@ -40,7 +41,7 @@ from models.problems import MNISTFamily, draw_problems  # noqa: E402
 from optim.learned import LearnedOptimizer  # noqa: E402
 from optim.learned.features import preprocess_gradients  # noqa: E402
 
-SHIPPED = "mnist"
+SHIPPED = "mnist-paper"
 
 
 def minigrad_parameters(arrays, grads):
