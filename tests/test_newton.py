@@ -1,5 +1,8 @@
 """NewtonCG: its steps against values computed by hand, the quadratic solved in one step, and
 its surface (a closure, one group, no graph left behind)."""
+import pathlib
+import runpy
+
 import numpy as np
 import pytest
 
@@ -74,3 +77,13 @@ def test_newton_cg_needs_a_closure_and_one_parameter_group():
         NewtonCG([{"params": [theta]}, {"params": [mg.Tensor([1.0], requires_grad=True)]}])
     with pytest.raises(ValueError, match=r"NewtonCG: invalid damping=-1"):
         NewtonCG([theta], damping=-1)
+
+
+def test_the_quadratic_example_shows_newton_on_the_optimum_in_one_step_of_dim_hvps(capsys):
+    example = pathlib.Path(__file__).resolve().parent.parent / "examples" / "newton_quadratic.py"
+    main = runpy.run_path(str(example))["main"]
+    main(["--problems", "2", "--dim", "6", "--steps", "30"])
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
+    assert rows["Newton-CG"][:5] == ["1", "2/2", "1", "1", "6"]
+    assert rows["SGD"][1] == "0/2"
