@@ -235,6 +235,8 @@ def _tensor_backward(node, g):
     called with the node as `out`, and computes in Tensor ops when given it. Any other backward
     has no Tensor form, and create_graph through it is an error naming the op."""
     backward_fn = node._backward
+    if backward_fn is freed_graph:
+        freed_graph(g)
     if node._saved is not None:
         tensors_of = getattr(backward_fn, "saved_as_tensors", None)
         if tensors_of is not None:

@@ -264,3 +264,19 @@ def test_a_gradient_output_tensor_is_differentiated_through(rng):
     x, w = tensor64(rng, (3,)), tensor64(rng, (3,))
     g = mg.grad(x.exp(), x, grad_output=w, create_graph=True)       # w * exp(x)
     np.testing.assert_allclose(mg.grad(g.sum(), w), np.exp(x.data))
+
+
+def test_a_batch_norm_layer_composed_of_primitives_is_twice_differentiable(rng):
+    norm = mg.nn.BatchNorm2d(2)
+    for p in norm.parameters():
+        p.data = p.data.astype(np.float64) + rng.uniform(-0.5, 0.5, p.shape)
+    x = tensor64(rng, (3, 2, 2, 2))
+    assert mg.gradgradcheck(lambda x, *params: norm(x).tanh(), [x] + norm.parameters())
+
+
+def test_create_graph_through_a_freed_graph_says_it_was_freed(rng):
+    x = tensor64(rng, (3,))
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match=r"backward through a graph that has already been freed"):
+        mg.grad(y, x, create_graph=True)
