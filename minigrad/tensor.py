@@ -589,16 +589,14 @@ class Tensor:
         broadcasts it. Its backward hands g back whole: the engine sums it to this tensor's
         shape, as for every broadcast input."""
         try:
-            out = np.broadcast_to(self.data, shape)
+            repeated = np.broadcast_to(self.data, shape)
         except ValueError:
             raise ValueError(f"broadcast_to: shape {self.shape} cannot be broadcast to "
                              f"{tuple(shape)}") from None
-        return op_result(out, (self,), self._broadcast_to_backward, ())
 
-    @staticmethod
-    @autograd.saved_as(lambda out: ())
-    def _broadcast_to_backward(g, _):
-        return (g,)
+        def backward(g, out=None):                # the same on arrays and tensors (create_graph)
+            return (g,)
+        return op_result(repeated, (self,), backward)
 
 
 def _scattered(value, index, shape):
