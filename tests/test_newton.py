@@ -87,3 +87,16 @@ def test_the_quadratic_example_shows_newton_on_the_optimum_in_one_step_of_dim_hv
             for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
     assert rows["Newton-CG"][:5] == ["1", "2/2", "1", "1", "6"]
     assert rows["SGD"][1] == "0/2"
+
+
+def test_newton_cg_resumes_from_its_state_dict():
+    theta = mg.Tensor([0.0, 0.0], requires_grad=True, dtype=np.float64)
+    optimizer = NewtonCG([theta], damping=0.5)
+    optimizer.step(lambda: quadratic(theta))
+    other = mg.Tensor(theta.data.copy(), requires_grad=True, dtype=np.float64)
+    resumed = NewtonCG([other])
+    resumed.load_state_dict(optimizer.state_dict())
+    optimizer.step(lambda: quadratic(theta))
+    resumed.step(lambda: quadratic(other))
+    np.testing.assert_array_equal(other.data, theta.data)
+    assert resumed.state[other] == {"step": 2, "hvps": 4}

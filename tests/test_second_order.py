@@ -280,3 +280,15 @@ def test_create_graph_through_a_freed_graph_says_it_was_freed(rng):
     y.backward()
     with pytest.raises(RuntimeError, match=r"backward through a graph that has already been freed"):
         mg.grad(y, x, create_graph=True)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: (x[..., :2] ** 3).sum() + (x.reshape(-1)[np.array([0, 0, 3])] ** 3).sum(),
+    lambda x: (x.tanh().mean(axis=0) ** 2).sum() + F.max_pool2d(x.reshape(1, 1, 2, 3), 2).exp().sum(),
+    lambda x: F.cross_entropy(F.concat([x, x * x], axis=1), np.array([0, 5])),
+])
+def test_gradients_taken_with_create_graph_are_twice_differentiable_too(rng, fn):
+    # third and fourth derivatives: the ops the Tensor forms use (the scatter of a selection,
+    # broadcast_to for a reduction) have Tensor forms of their own
+    x = tensor64(rng, (2, 3))
+    assert mg.gradgradcheck(lambda x: mg.grad(fn(x), x, create_graph=True), [x])
