@@ -310,8 +310,8 @@ def lstm_cell(x, h, c, W, b):
 
 
 def _lstm_cell_composed(x, h, c, W, b):
-    """lstm_cell composed from primitives, (h_new, c_new): the maths of its docstring, one node
-    per step."""
+    """lstm_cell composed from primitives, (h_new, c_new): the maths of its docstring, a graph
+    node for each step of it."""
     gates = concat([x, h], axis=1) @ W + b
     H = h.shape[1]
     i, f = gates[:, :H].sigmoid(), gates[:, H:2 * H].sigmoid()

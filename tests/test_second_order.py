@@ -292,3 +292,15 @@ def test_gradients_taken_with_create_graph_are_twice_differentiable_too(rng, fn)
     # broadcast_to for a reduction) have Tensor forms of their own
     x = tensor64(rng, (2, 3))
     assert mg.gradgradcheck(lambda x: mg.grad(fn(x), x, create_graph=True), [x])
+
+
+@pytest.mark.parametrize("stride,padding", [((1, 1), (0, 0)), ((2, 1), (1, 2))])
+def test_the_composed_forms_differentiated_under_create_graph_compute_the_fused_values(
+        rng, stride, padding):
+    x, w, b = tensor64(rng, (2, 3, 5, 4)), tensor64(rng, (4, 3, 2, 3)), tensor64(rng, (4,))
+    np.testing.assert_allclose(F._conv2d_composed(x, w, b, stride, padding).data,
+                               F.conv2d(x, w, b, stride, padding).data, atol=1e-12)
+    x, h, c = tensor64(rng, (3, 2)), tensor64(rng, (3, 4)), tensor64(rng, (3, 4))
+    W, b = tensor64(rng, (6, 16)), tensor64(rng, (16,))
+    for composed, fused in zip(F._lstm_cell_composed(x, h, c, W, b), F.lstm_cell(x, h, c, W, b)):
+        np.testing.assert_allclose(composed.data, fused.data, atol=1e-12)
