@@ -23,6 +23,11 @@ Two facts make the sweep simple and iterative:
 - The same numbers bound the search in `grad`: a node created before the oldest of the requested
   inputs cannot lie on a path from the output to any of them, so it is never visited. This is
   what keeps `grad(f(theta_t), theta_t)` cheap deep inside an unrolled optimisation.
+
+With `create_graph=True`, `grad` and `backward` walk the graph with `_graph_sweep` instead: the
+gradients are Tensors, and each op's backward runs in its Tensor form (`_tensor_backward`), so
+the gradients carry a graph of their own and can be differentiated again (Hessian-vector
+products, `hvp`). The first-order walk above is untouched by it.
 """
 import itertools
 
@@ -66,11 +71,27 @@ def freed_graph(_):
         "call backward(retain_graph=True) the first time to walk it again")
 
 
+def saved_as(tensors_of):
+    """Give a backward of the static form `backward(g, saved)` its Tensor form, for create_graph.
+
+    tensors_of(out) returns what that backward saves, read from the op's result tensor `out`
+    and its inputs `out.parents`: tensors where the gradient depends on them (the factors of a
+    product, the output of exp), arrays where it is piecewise constant (relu's input, for its
+    mask). Under create_graph the sweep calls `backward(g, tensors_of(out))` with g a Tensor,
+    so the same body, run on tensors, records a graph. The backward itself is returned
+    unchanged: the first-order path does not see this.
+    """
+    def mark(backward_fn):
+        backward_fn.saved_as_tensors = tensors_of
+        return backward_fn
+    return mark
+
+
 def unbroadcast(grad, shape):
     """Sum `grad` down to `shape`, undoing numpy broadcasting (the one place the engine does it).
 
     Broadcasting prepends axes and stretches axes of length 1; the gradient of a broadcast input
-    is the sum over every copy it was stretched into.
+    is the sum over every copy it was stretched into. `grad` may be an array or a Tensor.
     """
     extra = grad.ndim - len(shape)
     if extra > 0:
@@ -177,6 +198,60 @@ def _sweep(output, grads, oldest=-1, keep=(), free=False):
     return nodes
 
 
+def _graph_sweep(output, grads, oldest=-1, keep=()):
+    """_sweep for create_graph: the gradients in `grads` are Tensors, each node's backward runs
+    in its Tensor form (`_tensor_backward`), and the contributions are summed by Tensor
+    additions, so every gradient it leaves carries the graph of how it was computed. Nothing is
+    freed: that graph runs through the nodes of the first one. Returns the nodes it walked."""
+    nodes = _reachable(output, oldest)
+    for seq in sorted(nodes, reverse=True):
+        node = nodes[seq]
+        if node._backward is None:
+            continue
+        g = grads.get(seq) if seq in keep else grads.pop(seq, None)
+        if g is None:
+            continue
+        parent_grads = _tensor_backward(node, g)
+        if type(parent_grads) is not tuple or len(parent_grads) != len(node._parents):
+            parent_grads = _one_per_parent(parent_grads, node)
+        for parent, pg in zip(node._parents, parent_grads):
+            if pg is None or not parent.requires_grad:
+                continue
+            if not hasattr(pg, "_seq"):
+                raise ValueError(
+                    f"{_describe_backward(node._backward)} returned {type(pg).__name__} for "
+                    f"{_which_input(parent, node)} under create_graph: its Tensor form must "
+                    "return Tensors, or the gradient's own graph is lost")
+            if pg.shape != parent.data.shape:
+                pg = _sum_to_shape(pg, parent, node)
+            total = grads.get(parent._seq)
+            grads[parent._seq] = pg if total is None else total + pg
+    return nodes
+
+
+def _tensor_backward(node, g):
+    """The gradients of node's parents from g (a Tensor), computed in Tensor ops: a static
+    backward runs on the tensors its op names with `saved_as`; a closure that takes `out` is
+    called with the node as `out`, and computes in Tensor ops when given it. Any other backward
+    has no Tensor form, and create_graph through it is an error naming the op."""
+    backward_fn = node._backward
+    if backward_fn is freed_graph:
+        freed_graph(g)
+    if node._saved is not None:
+        tensors_of = getattr(backward_fn, "saved_as_tensors", None)
+        if tensors_of is not None:
+            return backward_fn(g, tensors_of(node))
+    else:
+        code = getattr(backward_fn, "__code__", None)
+        if code is not None and "out" in code.co_varnames[:code.co_argcount]:
+            return backward_fn(g, out=node)
+    raise NotImplementedError(
+        f"{_describe_backward(backward_fn)} is first order only: create_graph=True needs a "
+        "backward that can run on tensors (a closure `backward(g, out=None)`, or a static "
+        "backward marked with autograd.saved_as; docs/extending.md, 'Twice differentiable "
+        "ops'). Differentiate through a form of the op composed from primitives instead")
+
+
 def _add_slice(grads, owned, key, pg):
     """Add the SliceGrad `pg` to the total under `key`, writing only its slice."""
     total = grads.get(key)
@@ -258,30 +333,48 @@ def _describe_backward(backward_fn):
     return name + where
 
 
-def _seed_grad(output, grad, who):
+def _seed_grad(output, grad, who, create_graph=False):
+    """The gradient the sweep starts from: `grad` (or ones for a one-element output) as an array
+    of output's dtype, or, with create_graph, as a Tensor; a Tensor given keeps its graph, so
+    the result can be differentiated with respect to it too."""
     if grad is None:
         if output.data.size != 1:
             raise RuntimeError(
                 f"{who}: the output has shape {output.shape}; a gradient can only be implied for a "
                 "single-element output, so pass the gradient of the output explicitly")
-        return np.ones_like(output.data)
+        grad = np.ones_like(output.data)
+    elif create_graph and hasattr(grad, "_seq"):
+        if grad.shape != output.data.shape:
+            raise ValueError(f"{who}: gradient of shape {grad.shape} given for an output of "
+                             f"shape {output.shape}; they must match")
+        return grad
     grad = np.asarray(grad.data if hasattr(grad, "_seq") else grad, dtype=output.data.dtype)
     if grad.shape != output.data.shape:
         raise ValueError(f"{who}: gradient of shape {grad.shape} given for an output of shape "
                          f"{output.shape}; they must match")
-    return grad
+    return type(output)(grad, dtype=grad.dtype) if create_graph else grad
 
 
-def backward(output, grad=None, retain_graph=False):
+def backward(output, grad=None, retain_graph=False, create_graph=False):
     """Accumulate d(output)/d(leaf) into `.grad` of every leaf that requires grad.
 
     Intermediate tensors keep no gradient. Unless `retain_graph`, each node drops its parents
     and backward once it has been used, so the graph's memory goes as the sweep goes.
+
+    With `create_graph`, as in torch, each leaf's `.grad` becomes a Tensor that carries the
+    graph of its computation (added to what `.grad` held), and the graph is kept. Optimizers
+    read `.grad` as an array: set it to None (zero_grad) before their step.
     """
     if not output.requires_grad:
         raise RuntimeError("backward: this tensor does not require grad (it was made from tensors "
                            "that do not require grad, or under no_grad(), or by detach())")
-    grads = {output._seq: _seed_grad(output, grad, "backward")}
+    grads = {output._seq: _seed_grad(output, grad, "backward", create_graph)}
+    if create_graph:
+        nodes = _graph_sweep(output, grads)
+        for seq, g in grads.items():
+            leaf = nodes[seq]
+            leaf.grad = g if leaf.grad is None else g + leaf.grad
+        return
     nodes = _sweep(output, grads, free=not retain_graph)
     for seq, g in grads.items():                   # what the sweep leaves: the leaves' totals
         leaf = nodes[seq]
@@ -291,16 +384,19 @@ def backward(output, grad=None, retain_graph=False):
             leaf.grad += g
 
 
-def grad(output, inputs, grad_output=None):
-    """The gradients of `output` with respect to each of `inputs`, as new numpy arrays.
+def grad(output, inputs, grad_output=None, create_graph=False):
+    """The gradients of `output` with respect to each of `inputs`, as new numpy arrays, or, with
+    `create_graph`, as Tensors that carry the graph of their computation, to be differentiated
+    again (grad of grad, Hessian-vector products: `hvp`).
 
     Unlike `backward`, no `.grad` is touched and the graph stays intact, so a later `backward()`
     through the same graph still works (the learned optimizer reads the optimizee's gradient this
     way and then backpropagates the meta-loss through the same forward pass). Inputs may be
     intermediate tensors. An input the output does not depend on gets zeros of its shape.
 
-    `inputs` is a tensor (one array is returned) or a sequence of tensors (a list is returned).
-    `grad_output` is required when `output` has more than one element.
+    `inputs` is a tensor (one gradient is returned) or a sequence of tensors (a list is
+    returned). `grad_output` is required when `output` has more than one element; with
+    create_graph it may be a Tensor, whose graph the gradients then depend on.
     """
     single = hasattr(inputs, "_seq")
     inputs = [inputs] if single else list(inputs)
@@ -309,10 +405,30 @@ def grad(output, inputs, grad_output=None):
     grads = {}
     if output.requires_grad:
         wanted = {t._seq for t in inputs}
-        grads[output._seq] = _seed_grad(output, grad_output, "grad")
+        grads[output._seq] = _seed_grad(output, grad_output, "grad", create_graph)
         # nothing older than the oldest input can lie on a path to one; that input's own
         # gradient stays in grads, since it is never sent on
-        _sweep(output, grads, min(wanted), keep=wanted)
-    results = [np.zeros_like(t.data) if grads.get(t._seq) is None
-               else np.array(grads[t._seq], dtype=t.data.dtype) for t in inputs]
+        sweep = _graph_sweep if create_graph else _sweep
+        sweep(output, grads, min(wanted), keep=wanted)
+    if create_graph:
+        results = [type(t)(np.zeros_like(t.data), dtype=t.dtype) if grads.get(t._seq) is None
+                   else grads[t._seq] for t in inputs]
+    else:
+        results = [np.zeros_like(t.data) if grads.get(t._seq) is None
+                   else np.array(grads[t._seq], dtype=t.data.dtype) for t in inputs]
     return results[0] if single else results
+
+
+def hvp(f, inputs, vectors):
+    """Hessian-vector products: H v for the scalar f(*inputs), where H is its Hessian with
+    respect to `inputs` (a sequence of tensors) and v is `vectors`, one array per input of its
+    shape. Returns a list of arrays, one per input.
+
+    Two sweeps and no Hessian (Pearlmutter 1994): the gradient, kept as a graph, is dotted with
+    v, and that scalar is differentiated again: d/dx (grad f(x) . v) = H v. A full Hessian is H
+    applied to each unit vector in turn (one column each).
+    """
+    inputs = list(inputs)
+    gradients = grad(f(*inputs), inputs, create_graph=True)
+    dot = sum((g * np.asarray(v, g.dtype)).sum() for g, v in zip(gradients, vectors))
+    return grad(dot, inputs)

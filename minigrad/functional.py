@@ -12,6 +12,12 @@ tests/test_functional.py:
 - `max_pool2d`: speed; as a maximum over kh*kw stacked strided slices it would make kh*kw + 2
   nodes and copy every window.
 
+Every op here is twice differentiable: under create_graph its backward runs on tensors (the
+`out` argument of each closure; docs/extending.md). The fused ops do it in two ways: the
+short rules (log_softmax, cross_entropy, max_pool2d) are written again in Tensor ops, and
+lstm_cell and conv2d have the engine differentiate their composed forms
+(`_lstm_cell_composed`, `_conv2d_composed`), the same maths in primitives.
+
 Import as `import minigrad.functional as F`.
 """
 import threading
@@ -19,7 +25,8 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .tensor import Tensor, _constant, op_result
+from .autograd import grad
+from .tensor import Tensor, _constant, _scattered, op_result
 
 
 def _tensor(x, like=None):
@@ -49,7 +56,11 @@ def concat(tensors, axis=0):
                          f"axis {axis}") from None
     bounds = np.cumsum([t.shape[axis] for t in tensors])[:-1]
 
-    def backward(g):
+    def backward(g, out=None):
+        if out is not None:                       # create_graph: the split as slices
+            edges = [0, *bounds, g.shape[axis]]
+            before = (slice(None),) * (axis % g.ndim)
+            return tuple(g[(*before, slice(lo, hi))] for lo, hi in zip(edges, edges[1:]))
         return tuple(np.split(g, bounds, axis=axis))
     return op_result(out, tuple(tensors), backward)
 
@@ -64,7 +75,10 @@ def stack(tensors, axis=0):
         raise ValueError(f"stack: all tensors must have the same shape, got {[t.shape for t in tensors]}")
     out = np.stack([t.data for t in tensors], axis=axis)
 
-    def backward(g):
+    def backward(g, out=None):
+        if out is not None:                       # create_graph: one index per tensor
+            before = (slice(None),) * (axis % g.ndim)
+            return tuple(g[(*before, k)] for k in range(len(tensors)))
         return tuple(np.moveaxis(g, axis, 0))
     return op_result(out, tuple(tensors), backward)
 
@@ -85,7 +99,9 @@ def where(cond, a, b):
         raise ValueError(f"where: shapes {cond.shape}, {a.shape} and {b.shape} cannot be broadcast "
                          "together") from None
 
-    def backward(g):
+    def backward(g, out=None):
+        if out is not None:                       # create_graph: where again, on tensors
+            return where(cond, g, 0.0), where(cond, 0.0, g)
         zero = np.zeros((), g.dtype)
         return np.where(cond, g, zero), np.where(cond, zero, g)
     return op_result(out, (a, b), backward)
@@ -128,22 +144,26 @@ def softmax(x, axis=-1):
 def log_softmax(x, axis=-1):
     """x - log(sum(exp(x))) along `axis`, fused and stable for large logits.
 
-    Backward: d/dx = g - softmax(x) * sum(g).
+    Backward: d/dx = g - softmax(x) * sum(g), with softmax(x) = exp(output); under create_graph
+    the same in Tensor ops.
     """
     a = x.data
     shifted = a - a.max(axis=axis, keepdims=True)
-    out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
-    def backward(g):
-        return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
-    return op_result(out, (x,), backward)
+    def backward(g, out=None):
+        if out is not None:
+            return (g - out.exp() * g.sum(axis=axis, keepdims=True),)
+        return (g - np.exp(log_p) * g.sum(axis=axis, keepdims=True),)
+    return op_result(log_p, (x,), backward)
 
 
 def cross_entropy(logits, labels):
     """Mean over the batch of -log softmax(logits)[label]; fused and stable for large logits.
 
     logits: (N, C) tensor; labels: (N,) integers in [0, C) (array or tensor).
-    Backward: (softmax(logits) - onehot(labels)) / N.
+    Backward: (softmax(logits) - onehot(labels)) / N; under create_graph the same in Tensor ops,
+    softmax as exp(log_softmax(logits)).
     """
     labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
     z = logits.data
@@ -159,14 +179,18 @@ def cross_entropy(logits, labels):
     rows = np.arange(n)
     shifted = z - z.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    out = (log_norm[:, 0] - shifted[rows, labels]).mean()
+    loss = (log_norm[:, 0] - shifted[rows, labels]).mean()
 
-    def backward(g):
+    def backward(g, out=None):
+        if out is not None:
+            onehot = np.zeros_like(z)
+            onehot[rows, labels] = 1
+            return ((log_softmax(out.parents[0], axis=1).exp() - onehot) * (g / n),)
         d = np.exp(shifted - log_norm)
         d[rows, labels] -= 1
         d *= g / n
         return (d,)
-    return op_result(out, (logits,), backward)
+    return op_result(loss, (logits,), backward)
 
 
 def linear(x, W, b=None):
@@ -217,6 +241,8 @@ def lstm_cell(x, h, c, W, b):
     - The backward computes only the gradients some input needs (the learned optimizer's x is
       a constant, and so are h and c after each truncation), and takes its two (4H, B)
       temporaries from a workspace that is reused from call to call.
+    Under create_graph, the backward is the engine's gradient of the composed cell
+    (`_lstm_cell_composed`), which can be differentiated again.
     """
     xa, ha, ca, Wa, ba = x.data, h.data, c.data, W.data, b.data
     batch, n_in = xa.shape if xa.ndim == 2 else (None, None)
@@ -248,7 +274,9 @@ def lstm_cell(x, h, c, W, b):
     np.multiply(o, tanh_c, out=h_new)
     x_needs_grad, h_needs_grad, c_needs_grad = x.requires_grad, h.requires_grad, c.requires_grad
 
-    def backward(grad):
+    def backward(grad, out=None):
+        if out is not None:
+            return _backward_through(_lstm_cell_composed_packed, grad, out)
         grad_t = grad.T
         dh, dc_out = grad_t[:H], grad_t[H:]
         dgates = _workspace("lstm_cell.dgates", gates.shape, dtype)    # first w.r.t. the gate
@@ -281,6 +309,37 @@ def lstm_cell(x, h, c, W, b):
     return state[:, :H], state[:, H:]
 
 
+def _lstm_cell_composed(x, h, c, W, b):
+    """lstm_cell composed from primitives, (h_new, c_new): the maths of its docstring, a graph
+    node for each step of it."""
+    gates = concat([x, h], axis=1) @ W + b
+    H = h.shape[1]
+    i, f = gates[:, :H].sigmoid(), gates[:, H:2 * H].sigmoid()
+    g, o = gates[:, 2 * H:3 * H].tanh(), gates[:, 3 * H:].sigmoid()
+    c_new = f * c + i * g
+    return o * c_new.tanh(), c_new
+
+
+def _lstm_cell_composed_packed(x, h, c, W, b):
+    """_lstm_cell_composed's two results as lstm_cell's node holds them: (B, 2H), [h_new | c_new]."""
+    return concat(_lstm_cell_composed(x, h, c, W, b), axis=1)
+
+
+def _backward_through(composed, g, out):
+    """A fused op's backward under create_graph: the engine's gradient of `composed`, the same
+    maths in primitives, at the op's inputs (out.parents), with g (a Tensor) as the gradient of
+    the result. Its graph is made of primitives, so it can be differentiated again. An input
+    passed twice gets its gradient once."""
+    inputs = out.parents
+    grads = grad(composed(*inputs), inputs, grad_output=g, create_graph=True)
+    seen = set()
+    for k, t in enumerate(inputs):
+        if id(t) in seen:
+            grads[k] = None
+        seen.add(id(t))
+    return tuple(grads)
+
+
 _workspaces = threading.local()
 
 
@@ -307,7 +366,9 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     x: (N, C, H, W); w: (O, C, kh, kw); b: (O,). Returns (N, O, OH, OW) with
     OH = (H + 2*padding - kh) // stride + 1. Fused: patches are read as a strided view
     (im2col without a Python loop) and contracted with w in one tensordot; the backward
-    scatters the patch gradients back with one strided add per kernel position.
+    scatters the patch gradients back with one strided add per kernel position. Under
+    create_graph, the backward is the engine's gradient of the composed form, kh*kw shifted
+    matmuls (`_conv2d_composed`).
     """
     stride = _pair(stride, "stride", "conv2d")
     padding = _pair(padding, "padding", "conv2d")
@@ -330,7 +391,10 @@ def conv2d(x, w, b=None, stride=1, padding=0):
     out_h, out_w = out.shape[2:]
     sh, sw = stride
 
-    def backward(g):
+    def backward(g, out=None):
+        if out is not None:
+            return _backward_through(
+                lambda *inputs: _conv2d_composed(*inputs, stride=stride, padding=padding), g, out)
         dw = np.tensordot(g, patches, axes=([0, 2, 3], [0, 2, 3]))
         dpatches = np.tensordot(g, wa, axes=([1], [0]))          # (N, OH, OW, C, kh, kw)
         dxp = np.zeros(xp.shape, xp.dtype)
@@ -343,6 +407,30 @@ def conv2d(x, w, b=None, stride=1, padding=0):
 
     parents = (x, w) if b is None else (x, w, b)
     return op_result(np.ascontiguousarray(out), parents, backward)
+
+
+def _conv2d_composed(x, w, b=None, stride=(1, 1), padding=(0, 0)):
+    """conv2d composed from primitives: the sum over kernel positions (i, j) of the input
+    shifted by (i, j), strided, times w[:, :, i, j] (a matmul over channels); padding is
+    concatenated zeros."""
+    (sh, sw), (ph, pw) = stride, padding
+    n, channels, height, width = x.shape
+    if ph:
+        rows = Tensor(np.zeros((n, channels, ph, width)), dtype=x.dtype)
+        x = concat([rows, x, rows], axis=2)
+    if pw:
+        cols = Tensor(np.zeros((n, channels, x.shape[2], pw)), dtype=x.dtype)
+        x = concat([cols, x, cols], axis=3)
+    kh, kw = w.shape[2:]
+    out_h, out_w = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    total = None
+    for i in range(kh):
+        for j in range(kw):
+            shifted = x[:, :, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw]
+            term = shifted.transpose(0, 2, 3, 1) @ w[:, :, i, j].T        # (N, OH, OW, O)
+            total = term if total is None else total + term
+    out = total.transpose(0, 3, 1, 2)
+    return out if b is None else out + b.reshape(1, -1, 1, 1)
 
 
 def max_pool2d(x, kernel_size, stride=None):
@@ -364,11 +452,14 @@ def max_pool2d(x, kernel_size, stride=None):
     first_max = flat.argmax(axis=-1)
     out = np.take_along_axis(flat, first_max[..., None], axis=-1)[..., 0]
 
-    def backward(g):
-        dx = np.zeros(xa.shape, xa.dtype)
+    def backward(g, out=None):
         rows = np.arange(out_h)[:, None] * sh + first_max // kw
         cols = np.arange(out_w)[None, :] * sw + first_max % kw
         nn_, cc = np.indices((n, c))
-        np.add.at(dx, (nn_[:, :, None, None], cc[:, :, None, None], rows, cols), g)
+        winners = (nn_[:, :, None, None], cc[:, :, None, None], rows, cols)
+        if out is not None:                       # create_graph: the scatter as an op
+            return (_scattered(g, winners, xa.shape),)
+        dx = np.zeros(xa.shape, xa.dtype)
+        np.add.at(dx, winners, g)
         return (dx,)
     return op_result(out, (x,), backward)

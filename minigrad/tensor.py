@@ -13,6 +13,13 @@ small tensors (add, sub, mul, div, neg, exp, log, tanh, sigmoid, relu, abs, sqrt
 method `backward(g, saved)` beside the forward, with the arrays it needs passed as `saved`.
 docs/extending.md explains both forms, and why the second exists, in full.
 
+Every op here is twice differentiable: under create_graph (autograd.grad, autograd.backward)
+its backward runs on tensors instead of arrays, so the gradients it computes carry a graph. A
+closure takes the op's result as `out` (None on the first-order path) and, given it, computes
+in Tensor ops from `out` and `out.parents`; many need no change for it, since the same body
+works on arrays and tensors. A static backward is marked with `autograd.saved_as`, which names
+the tensors it then runs on.
+
 A backward captures or saves arrays and plain values, never tensors, so that dropping the last
 reference to a very long graph never recurses through closures.
 """
@@ -98,6 +105,23 @@ def _matmul_in_order_of(like, x, y):
     if x.ndim == y.ndim == 2 and _memory_order(like) == "F":
         return (y.T @ x.T).T
     return x @ y
+
+
+def _swap_last_axes(t):
+    """t with its last two axes swapped (a Tensor or an array)."""
+    n = t.ndim
+    return t.transpose((*range(n - 2), n - 1, n - 2))
+
+
+def _matmul_backward_on_tensors(g, a, b):
+    """matmul's backward in Tensor ops, for create_graph: each case of its first-order rule."""
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b, g * a
+    if a.ndim == 1:
+        return (b @ g[..., None])[..., 0], a[:, None] * g[..., None, :]
+    if b.ndim == 1:
+        return g[..., None] * b, (_swap_last_axes(a) @ g[..., None])[..., 0]
+    return g @ _swap_last_axes(b), _swap_last_axes(a) @ g
 
 
 def _reduce_axes(axis, ndim):
@@ -202,13 +226,20 @@ class Tensor:
     def __float__(self):
         return float(self.data)
 
+    @property
+    def parents(self):
+        """The tensors this one was computed from, in the order of its op's backward; empty for
+        a leaf, a constant, or a result made where no input required grad."""
+        return self._parents
+
     def detach(self):
         """The same data, cut from the graph: gradients do not flow through the result."""
         return op_result(self.data, (), None)
 
-    def backward(self, grad=None, retain_graph=False):
-        """Accumulate the gradient of this tensor into `.grad` of every leaf it depends on."""
-        autograd.backward(self, grad, retain_graph)
+    def backward(self, grad=None, retain_graph=False, create_graph=False):
+        """Accumulate the gradient of this tensor into `.grad` of every leaf it depends on; with
+        create_graph, as Tensors that can be differentiated again (autograd.backward)."""
+        autograd.backward(self, grad, retain_graph, create_graph)
 
     # ----- elementwise binary ops (numpy broadcasting) -----
     def __add__(self, other):
@@ -221,6 +252,7 @@ class Tensor:
         return op_result(out, (self, other), self._add_backward, ())
 
     @staticmethod
+    @autograd.saved_as(lambda out: ())
     def _add_backward(g, _):
         return g, g
 
@@ -234,6 +266,7 @@ class Tensor:
         return op_result(out, (self, other), self._sub_backward, ())
 
     @staticmethod
+    @autograd.saved_as(lambda out: ())
     def _sub_backward(g, _):
         return g, -g
 
@@ -251,6 +284,7 @@ class Tensor:
                          (b if self.requires_grad else None, a if other.requires_grad else None))
 
     @staticmethod
+    @autograd.saved_as(lambda out: out.parents[::-1])        # (b, a)
     def _mul_backward(g, saved):
         b_for_a, a_for_b = saved
         return (None if b_for_a is None else g * b_for_a,
@@ -270,6 +304,7 @@ class Tensor:
                          (b, out if other.requires_grad else None))
 
     @staticmethod
+    @autograd.saved_as(lambda out: (out.parents[1], out))
     def _div_backward(g, saved):
         b, out_for_b = saved
         g_over_b = g / b
@@ -280,16 +315,20 @@ class Tensor:
             exponent = _constant(exponent, self)
         a, b = self.data, exponent.data
         try:
-            out = a ** b
+            out_data = a ** b
         except ValueError:
             raise _broadcast_error("pow", self, exponent) from None
         exponent_needs_grad = exponent.requires_grad
 
-        def backward(g):
+        def backward(g, out=None):
+            if out is not None:                   # create_graph: the same rule on tensors
+                base, power = out.parents
+                return (g * power * base ** (power - 1),
+                        g * out * base.log() if exponent_needs_grad else None)
             ga = g * b * a ** (b - 1)
-            gb = g * out * np.log(a) if exponent_needs_grad else None
+            gb = g * out_data * np.log(a) if exponent_needs_grad else None
             return ga, gb
-        return op_result(out, (self, exponent), backward)
+        return op_result(out_data, (self, exponent), backward)
 
     def __matmul__(self, other):
         if not isinstance(other, Tensor):
@@ -305,7 +344,9 @@ class Tensor:
 
         a_needs_grad, b_needs_grad = self.requires_grad, other.requires_grad
 
-        def backward(g):
+        def backward(g, out=None):
+            if out is not None:               # create_graph: the same rules on tensors
+                return _matmul_backward_on_tensors(g, *out.parents)
             if a.ndim == 1 and b.ndim == 1:   # dot product: g is a scalar
                 return g * b, g * a
             if a.ndim == 1:                   # (k,) @ (..., k, m) -> (..., m)
@@ -342,6 +383,7 @@ class Tensor:
         return op_result(-self.data, (self,), self._neg_backward, ())
 
     @staticmethod
+    @autograd.saved_as(lambda out: ())
     def _neg_backward(g, _):
         return (-g,)
 
@@ -376,10 +418,14 @@ class Tensor:
         order = _memory_order(self.data)
 
         if _is_basic_index(index):
-            def backward(g):
+            def backward(g, out=None):
+                if out is not None:           # create_graph: the scatter as an op
+                    return (_scattered(g, index, shape),)
                 return (autograd.SliceGrad(index, g, shape, dtype, order),)
         else:
-            def backward(g):
+            def backward(g, out=None):
+                if out is not None:
+                    return (_scattered(g, index, shape),)
                 full = np.zeros(shape, dtype, order)
                 np.add.at(full, index, g)     # an element picked twice gets both gradients
                 return (full,)
@@ -391,7 +437,9 @@ class Tensor:
         out = self.data.sum(axis=axis, keepdims=keepdims)
         kept = _kept_shape(shape, axis)
 
-        def backward(g):
+        def backward(g, out=None):
+            if out is not None:                   # create_graph: the spread as an op
+                return (g.reshape(kept).broadcast_to(shape),)
             return (_spread(g, kept, shape),)
         return op_result(out, (self,), backward)
 
@@ -401,7 +449,9 @@ class Tensor:
         kept = _kept_shape(shape, axis)
         scale = out.size / self.data.size if self.data.size else 0.0
 
-        def backward(g):
+        def backward(g, out=None):
+            if out is not None:
+                return ((g * scale).reshape(kept).broadcast_to(shape),)
             return (_spread(g * scale, kept, shape),)
         return op_result(out, (self,), backward)
 
@@ -411,11 +461,13 @@ class Tensor:
         kept = a.max(axis=axis, keepdims=True)
         out = kept if keepdims else kept.reshape(np.delete(a.shape, _reduce_axes(axis, a.ndim)))
 
-        def backward(g):
+        def backward(g, out=None):
             winners = a == kept
             share = winners / winners.sum(axis=axis, keepdims=True)
             if not keepdims:
                 g = g.reshape(kept.shape)
+            if out is not None:                   # create_graph: the share is piecewise constant
+                return (g * share.astype(a.dtype),)
             return ((g * share).astype(a.dtype, copy=False),)
         return op_result(out, (self,), backward)
 
@@ -425,6 +477,7 @@ class Tensor:
         return op_result(out, (self,), self._exp_backward, out)
 
     @staticmethod
+    @autograd.saved_as(lambda out: out)
     def _exp_backward(g, out):
         return (g * out,)
 
@@ -432,6 +485,7 @@ class Tensor:
         return op_result(np.log(self.data), (self,), self._log_backward, self.data)
 
     @staticmethod
+    @autograd.saved_as(lambda out: out.parents[0])
     def _log_backward(g, a):
         return (g / a,)
 
@@ -440,6 +494,7 @@ class Tensor:
         return op_result(out, (self,), self._tanh_backward, out)
 
     @staticmethod
+    @autograd.saved_as(lambda out: out)
     def _tanh_backward(g, out):
         return (g - g * out * out,)              # g * (1 - out^2), without a scalar operand
 
@@ -448,6 +503,7 @@ class Tensor:
         return op_result(out, (self,), self._sigmoid_backward, out)
 
     @staticmethod
+    @autograd.saved_as(lambda out: out)
     def _sigmoid_backward(g, out):
         g_out = g * out
         return (g_out - g_out * out,)            # g * out * (1 - out)
@@ -456,6 +512,7 @@ class Tensor:
         return op_result(np.maximum(self.data, 0), (self,), self._relu_backward, self.data)
 
     @staticmethod
+    @autograd.saved_as(lambda out: out.parents[0].data)      # the mask is piecewise constant
     def _relu_backward(g, a):
         return (g * (a > 0),)
 
@@ -463,6 +520,7 @@ class Tensor:
         return op_result(np.abs(self.data), (self,), self._abs_backward, self.data)
 
     @staticmethod
+    @autograd.saved_as(lambda out: out.parents[0].data)      # so is the sign
     def _abs_backward(g, a):
         return (g * np.sign(a),)
 
@@ -471,6 +529,7 @@ class Tensor:
         return op_result(out, (self,), self._sqrt_backward, out)
 
     @staticmethod
+    @autograd.saved_as(lambda out: out)
     def _sqrt_backward(g, out):
         return (g * 0.5 / out,)
 
@@ -484,7 +543,7 @@ class Tensor:
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"clip: lo={lo} is greater than hi={hi}")
 
-        def backward(g):
+        def backward(g, out=None):                # the same on arrays and tensors (create_graph)
             inside = np.ones(a.shape, bool)
             if lo is not None:
                 inside &= a >= lo
@@ -504,7 +563,7 @@ class Tensor:
             raise ValueError(f"reshape: cannot reshape shape {original} ({self.data.size} elements) "
                              f"into {shape}") from None
 
-        def backward(g):
+        def backward(g, out=None):                # the same on arrays and tensors (create_graph)
             return (g.reshape(original),)
         return op_result(out, (self,), backward)
 
@@ -515,15 +574,41 @@ class Tensor:
         if sorted(a % max(self.data.ndim, 1) for a in axes) != list(range(self.data.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of the axes of shape "
                              f"{self.shape}")
-        inverse = np.argsort([a % self.data.ndim for a in axes])
+        inverse = tuple(int(i) for i in np.argsort([a % self.data.ndim for a in axes]))
 
-        def backward(g):
+        def backward(g, out=None):                # the same on arrays and tensors (create_graph)
             return (g.transpose(inverse),)
         return op_result(self.data.transpose(axes), (self,), backward)
 
     @property
     def T(self):
         return self.transpose()
+
+    def broadcast_to(self, shape):
+        """The tensor repeated along new leading axes and axes of length 1, to `shape`, as numpy
+        broadcasts it. Its backward hands g back whole: the engine sums it to this tensor's
+        shape, as for every broadcast input."""
+        try:
+            repeated = np.broadcast_to(self.data, shape)
+        except ValueError:
+            raise ValueError(f"broadcast_to: shape {self.shape} cannot be broadcast to "
+                             f"{tuple(shape)}") from None
+
+        def backward(g, out=None):                # the same on arrays and tensors (create_graph)
+            return (g,)
+        return op_result(repeated, (self,), backward)
+
+
+def _scattered(value, index, shape):
+    """Zeros of `shape` with the tensor `value` added at `index` (an element picked twice gets
+    both): what `x[index]` sends back to x, as an op, so that under create_graph the gradient
+    of a selection can be differentiated again. Its backward picks `index` out again."""
+    full = np.zeros(shape, value.dtype)
+    np.add.at(full, index, value.data)
+
+    def backward(g, out=None):                    # the same on arrays and tensors
+        return (g[index],)
+    return op_result(full, (value,), backward)
 
 
 _HALVES = {}

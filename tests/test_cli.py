@@ -280,13 +280,15 @@ def test_the_example_scripts_check_their_arguments_the_same_way(tmp_path, script
     assert_usage_error(result, named)
 
 
-def test_an_example_does_not_overwrite_its_plot_unasked(tmp_path):
-    plot = tmp_path / "out" / "optimizers_2d.png"
+@pytest.mark.parametrize("script, args", [("optimizers_2d", ["--steps", "1"]),
+                                          ("saddle_points", [])])
+def test_an_example_does_not_overwrite_its_plot_unasked(tmp_path, script, args):
+    plot = tmp_path / "out" / f"{script}.png"
     plot.parent.mkdir()
     plot.write_bytes(b"an earlier plot")
-    script = [sys.executable, str(ROOT / "examples" / "optimizers_2d.py")]
-    result = run(["--steps", "1", "--out", "out"], tmp_path, command=script)
-    assert_usage_error(result, "optimizers_2d.png exists", "--force")
+    command = [sys.executable, str(ROOT / "examples" / f"{script}.py")]
+    result = run(args + ["--out", "out"], tmp_path, command=command)
+    assert_usage_error(result, f"{script}.png exists", "--force")
     assert plot.read_bytes() == b"an earlier plot"
 
 

@@ -204,6 +204,14 @@ def test_transpose_gradients(rng, axes):
     assert x.T.shape == (4, 3, 2)
 
 
+@pytest.mark.parametrize("shape,target", [((), (2, 3)), ((3,), (2, 3)), ((2, 1), (2, 3)),
+                                          ((1, 3), (4, 2, 3))])
+def test_broadcast_to_gradients_are_summed_back_by_the_engine(rng, shape, target):
+    x = tensor64(rng, shape)
+    assert mg.gradcheck(lambda x: x.broadcast_to(target), [x])
+    np.testing.assert_array_equal(x.broadcast_to(target).data, np.broadcast_to(x.data, target))
+
+
 def test_comparisons_give_booleans_without_gradient(rng):
     x = tensor64(rng, (3,))
     for result in [x > 0, x >= 0, x < 0, x <= 0, x == x, x != 0]:
@@ -285,6 +293,9 @@ def test_reshape_and_transpose_errors_name_the_shapes():
         mg.Tensor(np.ones((2, 3))).reshape(4)
     with pytest.raises(ValueError, match=r"transpose: axes \(0, 0\)"):
         mg.Tensor(np.ones((2, 3))).transpose(0, 0)
+    with pytest.raises(ValueError, match=r"broadcast_to: shape \(2, 3\) cannot be broadcast to "
+                                         r"\(3, 3\)"):
+        mg.Tensor(np.ones((2, 3))).broadcast_to((3, 3))
 
 
 def test_tensor_copies_its_input():
