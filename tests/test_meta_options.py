@@ -287,3 +287,29 @@ def test_coasting_takes_the_steps_an_unroll_takes():
     assert losses[-1] == unrolled.loss.item() and coasted.step == 5
     assert all(not t.requires_grad or t._parents == () for part in coasted.state["all"]
                for t in part)
+
+
+def test_log_horizons_weighs_the_last_tenth_of_every_horizon_the_trajectory_reaches():
+    from optim.learned.meta import horizon_weight, weighs
+    assert [horizon_weight(t, 1000) for t in (90, 91, 100, 180, 181, 451, 900, 901, 1000)] == [
+        0, 0.1, 0.1, 0, 0.05, 0.02, 0, 0.01, 0.01]
+    assert sum(horizon_weight(t, 200) for t in range(1, 201)) == pytest.approx(2.0)   # 100, 200
+    assert [horizon_weight(t, 150) for t in (100, 136, 150)] == [0.1, pytest.approx(10 / 150),
+                                                                 pytest.approx(10 / 150)]
+    assert [weighs("log-horizons", start, 100, 1000) for start in range(0, 1000, 100)] == [
+        True, True, False, False, True, False, False, False, False, True]
+
+
+def test_the_horizons_validation_figure_averages_the_last_tenth_of_each_horizon():
+    trainer = small_trainer(epochs=1, validate_on="horizons", validation_steps=200,
+                            validation_problems=1)
+    losses = np.exp(-np.arange(201) / 100.0)          # log f_t = -t / 100
+    import optim.learned.meta as meta
+    original = meta.run
+    meta.run = lambda job: losses
+    try:
+        figure = trainer.validate()
+    finally:
+        meta.run = original
+    expected = np.mean([-np.arange(91, 101).mean() / 100, -np.arange(181, 201).mean() / 100])
+    assert figure == pytest.approx(expected)

@@ -175,13 +175,23 @@ def unroll_job(job):
     return value, grads, trajectory.carry()
 
 
-VALIDATION_FIGURES = ("meta-loss", "late", "log", "final")
+VALIDATION_FIGURES = ("meta-loss", "late", "log", "final", "horizons")
 OBJECTIVES = {   # name -> (what of f(theta_t) is summed, its weight w_t at step t of T)
     "sum": (lambda loss: loss, lambda t, T: 1),            # the paper's (eq. 2, w_t = 1)
     "log": (lambda loss: loss.log(), lambda t, T: 1),      # Wichrowska et al. 2017
     "log-ramp": (lambda loss: loss.log(), lambda t, T: t / T),
     "log-last": (lambda loss: loss.log(), lambda t, T: float(10 * t > 9 * T)),
+    "log-horizons": (lambda loss: loss.log(), lambda t, T: horizon_weight(t, T)),
 }
+HORIZONS = (100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+def horizon_weight(t, total):
+    """The weight of step t in a trajectory of `total` steps under "log-horizons": 1 / (h / 10)
+    if t is in the last tenth of a horizon h of HORIZONS (or of `total`) that the trajectory
+    reaches, else 0; so each horizon's last tenth adds up to the mean log loss there."""
+    horizons = [h for h in HORIZONS if h < total] + [total]
+    return sum(10 / h for h in horizons if 10 * t > 9 * h and t <= h)
 
 
 def weighs(objective, start, length, total):
@@ -566,6 +576,10 @@ class MetaTrainer:
                 figures.append(np.log(losses[1:]).mean())
             elif config.validate_on == "final":
                 figures.append(np.log(losses[-max(1, horizon // 10):]).mean())
+            elif config.validate_on == "horizons":
+                figures.append(np.mean([np.log(losses[h - max(1, h // 10) + 1:h + 1]).mean()
+                                        for h in [*(h for h in HORIZONS if h < horizon),
+                                                  horizon]]))
             else:
                 figures.append(losses[1:steps + 1].sum())
         return float(np.mean(figures)) if np.all(np.isfinite(figures)) else float("inf")
