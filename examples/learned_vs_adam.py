@@ -1,15 +1,16 @@
 """The shipped learned optimizer against Adam on models the paper never trained it on.
 
     python examples/learned_vs_adam.py              # README's example: XOR, a 2-32-2 tanh MLP
-    python examples/learned_vs_adam.py --seeds 0 1 2 3 4 --lrs 0.01 0.03 0.1 0.3 1 3 \\
-        --report 20 100 200 500 1000                # docs/optimizers.md's table
+    python examples/learned_vs_adam.py --optimizer mnist-paper --seeds 0 1 2 3 4 \\
+        --lrs 0.01 0.03 0.1 0.3 1 3 --report 20 100 200 500 1000   # docs/optimizers.md's table
     python examples/learned_vs_adam.py --activation relu        # or sigmoid
     python examples/learned_vs_adam.py --task sine              # a regression
-    python examples/learned_vs_adam.py --optimizer quadratic    # the other shipped optimizer
+    python examples/learned_vs_adam.py --optimizer quadratic    # another shipped optimizer
 
-The learned optimizer ("mnist") was meta-trained on 100-step trajectories of a 784-20-10
-sigmoid MLP on MNIST minibatches. Here it trains an MLP, full batch, on one of two synthetic
-problems:
+The learned optimizer ("mnist", the improved recipe's; "mnist-paper", the paper's) was
+meta-trained on trajectories of a 784-20-10 sigmoid MLP on MNIST minibatches (100 steps for
+the paper's, 100 to 1,000 for the improved one). Here it trains an MLP, full batch, on one of
+two synthetic problems:
 - "xor": 256 points drawn from a 2-D standard normal, labelled by whether their coordinates
   have the same sign (not linearly separable), cross-entropy of a 2-H-2 MLP;
 - "sine": y = sin(x) on 128 points of [-3, 3], mean squared error of a 1-H-1 MLP.
