@@ -421,18 +421,21 @@ def test_a_parameter_without_gradient_neither_moves_nor_advances_its_lstm_state(
     assert not np.array_equal(params[1].data, b1)
 
 
-def test_parameters_added_later_start_at_zero_state_after_the_others():
+@pytest.mark.parametrize("name", ["mnist-paper", "mnist"])
+def test_parameters_added_later_start_at_zero_state_after_the_others(name):
     params, loss = mlp_params()
-    optimizer = LearnedOptimizer(params[:2], "mnist")
+    optimizer = LearnedOptimizer(params[:2], name)
     fit(optimizer, loss, 2)
-    (h, c), _ = optimizer.state["all"]
-    kept = h.data.copy()
+    kept = [[a.data.copy() for a in part] for part in optimizer.state["all"]]
     optimizer.add_param_group({"params": params[2:]})
-    (h, c), _ = optimizer.state["all"]
-    assert h.shape == (32, 20)
-    np.testing.assert_array_equal(h.data[:20], kept)
-    np.testing.assert_array_equal(h.data[20:], 0)
-    np.testing.assert_array_equal(c.data[20:], 0)
+    state = optimizer.state["all"]
+    assert len(state) == len(kept)              # (h, c) per layer, then (m, v, t) for "mnist"
+    assert state[0][0].shape == (32, 20)
+    for part, old in zip(state, kept):
+        for a, b in zip(part, old):
+            assert a.shape[0] == 32
+            np.testing.assert_array_equal(a.data[:20], b)
+            np.testing.assert_array_equal(a.data[20:], 0)
     before = params[2].data.copy()
     fit(optimizer, loss, 1)
     assert not np.array_equal(params[2].data, before)
@@ -457,7 +460,7 @@ def test_reset_state_starts_a_new_optimisation():
 
 def test_shipped_optimizers_load_by_name_and_a_path_still_works(tmp_path):
     params, _ = mlp_params()
-    for name in ("mnist", "quadratic"):
+    for name in ("mnist", "mnist-paper", "quadratic"):
         by_name = LearnedOptimizer(params, name).networks["all"]
         by_path = LearnedOptimizer(params, pretrained.path(name)).networks["all"]
         for a, b in zip(by_name.parameters(), by_path.parameters()):
@@ -467,7 +470,8 @@ def test_shipped_optimizers_load_by_name_and_a_path_still_works(tmp_path):
         patch.chdir(tmp_path)
         assert LearnedOptimizer(params, "mnist").networks["all"].config.output_scale == 0.1
     with pytest.raises(ValueError, match=r"'cifar' is neither a file nor the name of a shipped "
-                                         r"learned optimizer \(\['mnist', 'quadratic'\]\).*path"):
+                                         r"learned optimizer \(\['mnist', 'mnist-paper', "
+                                         r"'quadratic'\]\).*path"):
         LearnedOptimizer(params, "cifar")
 
 
