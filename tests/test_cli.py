@@ -59,6 +59,7 @@ def trained(tmp_path_factory):
     (["train", "--task", "quadratic", "--meta-lr", "nan"], "--meta-lr"),
     (["train", "--task", "quadratic", "--meta-lr", "0"], "--meta-lr"),
     (["train", "--task", "quadratic", "--average", "1"], "--average"),
+    (["train", "--task", "quadratic", "--objective", "mean"], "--objective"),
     (["train", "--task", "quadratic", "--seed", "-1"], "--seed"),
     (["train", "--task", "quadratic", "--digits", "0"], "--digits"),
     (["train", "--task", "quadratic", "--checkpoint-every", "-1"], "--checkpoint-every"),

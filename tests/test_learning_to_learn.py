@@ -208,15 +208,33 @@ def test_every_task_tunes_its_baselines_on_at_least_eight_validation_problems():
 def test_a_run_can_override_the_recipes_options(monkeypatch):
     trained_on, recipe = experiments.recipe_settings(
         "mnist-40", "paper", seed=3, digits=100, problems_per_update=2, average=0.9,
-        validate_on="late", validation_steps=200, epochs=7, meta_lr=None)
+        objective="log-horizons", validate_on="late", validation_steps=200, epochs=7,
+        meta_lr=None)
     assert trained_on == "mnist"
     assert (recipe.digits, recipe.meta.problems_per_update, recipe.meta.average,
-            recipe.meta.validate_on, recipe.meta.validation_steps, recipe.meta.epochs,
-            recipe.meta.seed, recipe.network.seed) == (100, 2, 0.9, "late", 200, 7, 3, 3)
+            recipe.meta.objective, recipe.meta.validate_on, recipe.meta.validation_steps,
+            recipe.meta.epochs, recipe.meta.seed, recipe.network.seed) == (
+                100, 2, 0.9, "log-horizons", "late", 200, 7, 3, 3)
     assert recipe.meta.meta_lr == tasks.TASKS["mnist"].recipe().meta.meta_lr   # None keeps it
     assert set(experiments.META_OVERRIDES) <= set(vars(tasks.MetaConfig()))
     with pytest.raises(TypeError, match="unknown meta-training settings \\['unroll'\\]"):
         experiments.recipe_settings("mnist", unroll=5)
+
+
+def test_the_objective_and_validation_figure_given_to_train_reach_meta_training(tmp_path,
+                                                                               monkeypatch):
+    configs = []
+
+    class Recording(experiments.MetaTrainer):
+        def __init__(self, networks, family, config, *args, **kwargs):
+            configs.append(config)
+            super().__init__(networks, family, config, *args, **kwargs)
+    monkeypatch.setattr(experiments, "MetaTrainer", Recording)
+    cli.main(["train", "--task", "quadratic", "--out", str(tmp_path), "--epochs", "1",
+              "--objective", "log-horizons", "--validate-on", "horizons", "--workers", "1"])
+    (config,) = configs
+    assert (config.objective, config.validate_on) == ("log-horizons", "horizons")
+    assert tasks.TASKS["quadratic"].recipe().meta.objective == "sum"
 
 
 def test_mnist_meta_trains_on_the_train_part_and_validates_on_the_held_out_part(tmp_path,

@@ -35,7 +35,7 @@ from minigrad.cli import ArgumentParser, UsageError, command_line, integer, real
 from models.data import DatasetError
 
 from . import experiments
-from .meta import VALIDATION_FIGURES, MetaTrainingInterrupted
+from .meta import OBJECTIVES, VALIDATION_FIGURES, MetaTrainingInterrupted
 from .parallel import BLAS_THREAD_VARIABLES, default_workers
 from .tasks import TASKS
 
@@ -96,11 +96,19 @@ def build_parser():
         p.add_argument("--average", type=real(0, 1, high_open=True),
                        help="validate and save a running average of the weights with this decay "
                             "per meta-update (default: the recipe's; the paper: none)")
+        p.add_argument("--objective", choices=sorted(OBJECTIVES),
+                       help="the meta-objective: the sum of f over each unroll (sum, the "
+                            "paper's), the sum of log f (log), of log f weighted t/T "
+                            "(log-ramp), of log f over the last tenth of the trajectory "
+                            "(log-last) or over the last tenth of every horizon of 100, 200, "
+                            "500, 1000 ... steps it reaches (log-horizons); default: the "
+                            "recipe's")
         p.add_argument("--validate-on", choices=VALIDATION_FIGURES,
                        help="the validation figure: the meta-loss (the paper's), the mean loss "
                             "from the training horizon to --validation-steps (late), the mean "
-                            "log loss (log) or the mean log loss of the last tenth of the "
-                            "steps (final); default: the recipe's")
+                            "log loss (log), the mean log loss of the last tenth of the steps "
+                            "(final) or of the last tenth of every horizon as for the "
+                            "log-horizons objective (horizons); default: the recipe's")
         p.add_argument("--validation-steps", type=integer(1),
                        help="how far validation runs each problem (default: the training horizon)")
         p.add_argument("--digits", type=integer(1),

@@ -27,8 +27,8 @@ from .tasks import TASKS
 
 PURPOSES = {"tune": 1, "test": 2}
 TEST_SPLITS = ("test", "train")      # "validation" is what the baselines are tuned on
-META_OVERRIDES = ("epochs", "meta_lr", "problems_per_update", "average", "validate_on",
-                  "validation_steps")
+META_OVERRIDES = ("epochs", "meta_lr", "problems_per_update", "average", "objective",
+                  "validate_on", "validation_steps")
 
 
 def problem_set(family, count, seed, purpose):
@@ -157,7 +157,8 @@ def train(task, out, *, recipe=None, seed=0, resume=False, force=False, preproce
 
     Meta-training problems come from the task's "train" split, validation problems from its
     "validation" split. preprocess, digits and meta (epochs=, meta_lr=, problems_per_update=,
-    average=, validate_on=, validation_steps=) override the recipe: see `recipe_settings`.
+    average=, objective=, validate_on=, validation_steps=) override the recipe: see
+    `recipe_settings`.
     A folder that already holds a run needs `resume` (continue it; a finished run is left as
     it is) or `force` (start over): see `runs.training_folder`. The checkpoint is also written
     every `checkpoint_every` seconds, and on Ctrl-C (then `MetaTrainingInterrupted` is raised).
