@@ -201,6 +201,27 @@ def test_the_paper_recipe_is_the_papers_network_and_protocol():
         tasks.TASKS["mnist"].recipe("nope")
 
 
+def test_each_ablation_takes_out_one_ingredient_of_the_improved_recipe_and_nothing_else():
+    improved = tasks.TASKS["mnist"].recipe("improved")
+    differs = {}
+    for ingredient in tasks.ABLATIONS:
+        ablated = tasks.TASKS["mnist"].recipe(f"improved-without-{ingredient}")
+        ablated.meta.check()
+        differs[ingredient] = sorted(
+            [f"network.{k}" for k, v in vars(ablated.network).items()
+             if v != getattr(improved.network, k)]
+            + [f"meta.{k}" for k, v in vars(ablated.meta).items()
+               if v != getattr(improved.meta, k)])
+        assert ablated.digits == improved.digits
+    assert differs == {"moments": ["network.inputs"], "adam-output": ["network.output"],
+                       "log-last": ["meta.objective"],
+                       "curriculum": ["meta.curriculum", "meta.validation_steps"],
+                       "pairs": ["meta.trajectories_per_update"]}
+    assert tasks.without("curriculum").meta.validation_steps == 200
+    with pytest.raises(ValueError, match="unknown ingredient 'lr'.*'moments'"):
+        tasks.without("lr")
+
+
 def test_every_task_tunes_its_baselines_on_at_least_eight_validation_problems():
     assert min(task.tune_problems for task in tasks.TASKS.values()) >= 8
 

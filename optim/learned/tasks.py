@@ -16,7 +16,7 @@ Every task draws its problems from three disjoint pools of data ("splits"):
 The quadratic family has no data: its three pools are the same family, and the problems differ
 only by the seeds they are drawn with (`experiments.problem_set`).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.data import load_cifar10, load_mnist
 from models.problems import ImageFamily, MNISTFamily, QuadraticFamily
@@ -156,6 +156,42 @@ RECIPES = {
         ),     # the paper's protocol, one network for the conv and one for the fc parameters
     },
 }
+
+# The ablation of the improved recipe (examples/beyond_paper.py --ablations): each ingredient
+# taken out in turn, everything else as it is, so that a comparison shows what it buys.
+ABLATIONS = {
+    "moments": "inputs: the paper's preprocessed gradient instead of the moments (the Adam "
+               "output keeps the moments for its direction)",
+    "adam-output": "output: the paper's 0.1 (w h + b) instead of the rescaled Adam step",
+    "log-last": "objective: the paper's sum of f over every unroll instead of log f over the "
+                "last tenth",
+    "curriculum": "230 trajectories of 100 steps (validated on 200, as the first stage is) "
+                  "instead of stages up to 1,000",
+    "pairs": "one trajectory per meta-update instead of two",
+}
+
+
+def without(ingredient, recipe=None):
+    """`recipe` (default: MNIST's improved one) with one of ABLATIONS taken out."""
+    recipe = recipe or RECIPES["mnist"]["improved"]
+    network, meta = recipe.network, recipe.meta
+    if ingredient == "moments":
+        network = replace(network, inputs="gradient")
+    elif ingredient == "adam-output":
+        network = replace(network, output="update")
+    elif ingredient == "log-last":
+        meta = replace(meta, objective="sum")
+    elif ingredient == "curriculum":
+        meta = replace(meta, curriculum=None, validation_steps=2 * meta.steps)
+    elif ingredient == "pairs":
+        meta = replace(meta, trajectories_per_update=1)
+    else:
+        raise ValueError(f"unknown ingredient {ingredient!r}; the improved recipe's are "
+                         f"{list(ABLATIONS)}")
+    return replace(recipe, network=network, meta=meta)
+
+
+RECIPES["mnist"].update({f"improved-without-{name}": without(name) for name in ABLATIONS})
 
 TASKS = {
     # 32 validation problems: tuned on 8, SGD chose lr 2.15 for seeds 1 and 2 and diverged on
