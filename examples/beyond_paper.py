@@ -15,6 +15,12 @@ For each seed S, into OUT/seed-S/:
     learning-to-learn compare --task T --steps 100 --seed S --out OUT/seed-S/T --optimizer ...
         (T = mnist-40, mnist-2layer, mnist-relu: the optimizers trained on the base net)
 
+`--ablations` runs the ablation instead: for each seed, the improved recipe with each of its
+ingredients taken out in turn (`optim.learned.tasks.ABLATIONS`), trained into
+OUT/seed-S/ablations/without-X, and compared with the improved optimizer of the seed (trained
+as above) at 100 steps (100 test problems), 1,000 steps (20) and on the ReLU net (100 steps), in
+OUT/seed-S/ablations/{mnist-100, mnist-1000, mnist-relu-100}.
+
 `--paper S=FILE` takes seed S's paper optimizer from FILE instead of training it (e.g.
 `--paper 0=mnist-paper`, the shipped one, which is that run); `--without-paper` leaves it out
 for the seeds not named there (the comparisons then hold the improved one and the baselines). What is finished is kept, as
@@ -43,11 +49,14 @@ from optim.learned import experiments  # noqa: E402
 from optim.learned.evaluation import BASELINES  # noqa: E402
 from optim.learned.parallel import default_workers  # noqa: E402
 from optim.learned.runs import comparison_folder  # noqa: E402
+from optim.learned.tasks import ABLATIONS  # noqa: E402
 
 HORIZONS = (100, 200, 1000, 10000)
 TESTS = (100, 100, 20, 5)
 GENERALISATION = ("mnist-40", "mnist-2layer", "mnist-relu")
 LEARNED = ("paper", "improved")
+ABLATION_COMPARISONS = (("step 100", "mnist", 100, 100), ("step 1000", "mnist", 1000, 20),
+                        ("ReLU net, step 100", "mnist-relu", 100, 100))
 
 
 def compare_once(task, optimizers, folder, *, steps, tests, seed, runner):
@@ -82,6 +91,53 @@ def run_seed(seed, out, paper, horizons, tests, runner, without_paper=False):
         compare_once(task, optimizers, os.path.join(folder, task), steps=100, tests=100,
                      seed=seed, runner=runner)
     print(f"seed {seed}: {time.perf_counter() - start:.0f} s in all")
+
+
+def run_ablation(seed, out, runner):
+    """Train (or resume) the improved recipe and each ablation of it for one seed, then every
+    comparison of ABLATION_COMPARISONS not yet done (all of them side by side, so the baselines
+    are tuned once per comparison)."""
+    folder = os.path.join(out, f"seed-{seed}")
+    start = time.perf_counter()
+    experiments.train("mnist", os.path.join(folder, "improved"), recipe="improved", seed=seed,
+                      resume=True, runner=runner)
+    optimizers = {"improved": os.path.join(folder, "improved", "optimizer.npz")}
+    for ingredient in ABLATIONS:
+        name = f"without-{ingredient}"
+        experiments.train("mnist", os.path.join(folder, "ablations", name),
+                          recipe=f"improved-{name}", seed=seed, resume=True, runner=runner)
+        optimizers[name] = os.path.join(folder, "ablations", name, "optimizer.npz")
+    for _, task, steps, count in ABLATION_COMPARISONS:
+        compare_once(task, optimizers, os.path.join(folder, "ablations", f"{task}-{steps}"),
+                     steps=steps, tests=count, seed=seed, runner=runner)
+    print(f"seed {seed}, ablation: {time.perf_counter() - start:.0f} s in all")
+
+
+def ablation_table(out, seeds):
+    """One row per optimizer of the ablation (and the lowest tuned baseline of each seed), a
+    column per comparison: the mean over seeds of each seed's mean test loss, ± standard error."""
+    found = [(label, steps, reports(out, seeds, os.path.join("ablations", f"{task}-{steps}")))
+             for label, task, steps, _ in ABLATION_COMPARISONS]
+    found = [(label, steps, runs) for label, steps, runs in found if runs]
+    title = ("The improved recipe with each ingredient taken out (mean test loss; the lowest "
+             "tuned baseline is that of each seed)")
+    if not found:
+        return f"{title}: nothing run yet."
+    lines = [title, "", "| optimizer | " + " | ".join(
+        f"{label} (seeds {', '.join(map(str, sorted(runs)))})" for label, _, runs in found) + " |",
+             "|---|" + "---|" * len(found)]
+    for name in ("improved", *(f"without-{ingredient}" for ingredient in ABLATIONS)):
+        lines.append(f"| {name} | " + " | ".join(
+            cell([final(report, name, steps) for report in runs.values()])
+            for _, steps, runs in found) + " |")
+    lines.append("| lowest tuned baseline | " + " | ".join(
+        cell([min(final(report, name, steps) for name in BASELINES) for report in runs.values()])
+        + " (" + ", ".join(sorted({min(BASELINES, key=lambda name: final(report, name, steps))
+                                   for report in runs.values()})) + ")"
+        for _, steps, runs in found) + " |")
+    lines += ["", "What each ablation takes out:", ""]
+    lines += [f"- without-{ingredient}: {what}" for ingredient, what in ABLATIONS.items()]
+    return "\n".join(lines)
 
 
 def reports(out, seeds, folder):
@@ -211,6 +267,9 @@ def main(argv=None):
     parser.add_argument("--tests", type=integer(1), nargs="+", default=list(TESTS),
                         help="test problems at each horizon (default "
                              f"{' '.join(map(str, TESTS))})")
+    parser.add_argument("--ablations", action="store_true",
+                        help="run the ablation of the improved recipe for each seed instead of "
+                             "the comparisons at --horizons and on the generalisation nets")
     parser.add_argument("--report-only", action="store_true",
                         help="only write the tables and figures of what has been run")
     parser.add_argument("--workers", type=integer(1), default=default_workers(),
@@ -226,8 +285,11 @@ def main(argv=None):
         try:
             with experiments.open_runner(args.workers) as runner:
                 for seed in args.seeds:
-                    run_seed(seed, args.out, paper.get(seed), args.horizons, args.tests, runner,
-                             args.without_paper)
+                    if args.ablations:
+                        run_ablation(seed, args.out, runner)
+                    else:
+                        run_seed(seed, args.out, paper.get(seed), args.horizons, args.tests,
+                                 runner, args.without_paper)
         except KeyboardInterrupt as interrupt:
             interrupt.hint = f"what is finished is kept; continue with: {command_line(argv)}"
             raise
@@ -237,7 +299,7 @@ def main(argv=None):
     generalisation = table(args.out, args.seeds,
                            [(task, task, 100) for task in GENERALISATION],
                            "Mean test loss at step 100 on the nets of the paper's figure 5")
-    text = horizons + "\n\n" + generalisation
+    text = horizons + "\n\n" + generalisation + "\n\n" + ablation_table(args.out, args.seeds)
     write_text(os.path.join(args.out, "beyond.md"), text + "\n")
     print(text)
     seed = args.seeds[0]

@@ -1,0 +1,96 @@
+"""examples/beyond_paper.py: what it trains and compares for a seed and for the ablation, and
+the tables it writes from the comparisons' compare.json files."""
+import json
+import os
+import pathlib
+import runpy
+
+import numpy as np
+import pytest
+
+from optim.learned import tasks
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+def example():
+    return runpy.run_path(str(EXAMPLES / "beyond_paper.py"))
+
+
+def write_report(folder, finals, steps=100, tests=5):
+    """A compare.json whose optimizers end at `finals` ({name: final mean loss})."""
+    os.makedirs(folder, exist_ok=True)
+    optimizers = {name: {"mean": list(np.linspace(2.3, value, steps + 1)),
+                         "lr": None if name in ("paper", "improved") or name.startswith("without")
+                         else 0.1}
+                  for name, value in finals.items()}
+    with open(os.path.join(folder, "compare.json"), "w", encoding="utf-8") as f:
+        json.dump({"steps": steps, "tests": tests, "optimizers": optimizers}, f)
+
+
+BASELINES = {"SGD": 0.5, "RMSprop": 0.4, "Adam": 0.3, "NAG": 0.25}
+
+
+def test_the_horizon_table_gives_mean_and_standard_error_and_marks_each_seeds_win(example,
+                                                                                 tmp_path):
+    write_report(tmp_path / "seed-0" / "compare-100", {"improved": 0.2, **BASELINES})
+    write_report(tmp_path / "seed-1" / "compare-100", {"improved": 0.3, **BASELINES})
+    text = example["table"](str(tmp_path), [0, 1, 2], [("step 100", "compare-100", 100)], "T")
+    lines = text.splitlines()
+    assert "| optimizer | step 100 (seeds 0, 1) |" in lines
+    assert "| improved | 0.25 ± 0.05 |" in lines          # mean 0.25, sd 0.0707 / sqrt 2
+    assert "| paper |  |" in lines                       # in neither comparison
+    assert "| NAG | 0.25 ± 0 |" in lines
+    assert "| 0 | **0.2** (NAG 0.25) |" in lines
+    assert "| 1 | 0.3 (NAG 0.25) |" in lines
+    assert "| 2 |  |" in lines
+
+
+def test_the_ablation_table_has_a_row_per_ingredient_and_the_lowest_baseline(example, tmp_path):
+    ablated = {f"without-{name}": 0.3 + 0.01 * i for i, name in enumerate(tasks.ABLATIONS)}
+    write_report(tmp_path / "seed-0" / "ablations" / "mnist-100",
+                 {"improved": 0.27, **ablated, **BASELINES})
+    write_report(tmp_path / "seed-0" / "ablations" / "mnist-relu-100",
+                 {"improved": 0.28, **ablated, **dict(BASELINES, Adam=0.2)})
+    text = example["ablation_table"](str(tmp_path), [0])
+    lines = text.splitlines()
+    assert "| optimizer | step 100 (seeds 0) | ReLU net, step 100 (seeds 0) |" in lines
+    assert "| improved | 0.27 | 0.28 |" in lines
+    assert "| without-moments | 0.3 | 0.3 |" in lines
+    assert "| without-pairs | 0.34 | 0.34 |" in lines
+    assert "| lowest tuned baseline | 0.25 (NAG) | 0.2 (Adam) |" in lines
+    assert all(f"- without-{name}: {what}" in lines for name, what in tasks.ABLATIONS.items())
+    assert "nothing run yet" in example["ablation_table"](str(tmp_path), [1])
+
+
+def test_a_seed_trains_both_recipes_then_compares_at_each_horizon_and_on_each_net(example,
+                                                                                 tmp_path):
+    calls = []
+    experiments = example["experiments"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(experiments, "train", lambda task, out, **kw: calls.append(
+            ("train", task, os.path.relpath(out, tmp_path), kw["recipe"], kw["seed"])))
+        patch.setitem(example["run_seed"].__globals__, "compare_once",
+                      lambda task, optimizers, folder, **kw: calls.append(
+                          ("compare", task, os.path.relpath(folder, tmp_path), sorted(optimizers),
+                           kw["steps"], kw["tests"])))
+        example["run_seed"](3, str(tmp_path), None, [100, 1000], [50, 5], runner=None)
+        example["run_ablation"](3, str(tmp_path), runner=None)
+    learned = ["improved", "paper"]
+    assert calls[:6] == [
+        ("train", "mnist", "seed-3/improved", "improved", 3),
+        ("train", "mnist", "seed-3/paper", "paper", 3),
+        ("compare", "mnist", "seed-3/compare-100", learned, 100, 50),
+        ("compare", "mnist", "seed-3/compare-1000", learned, 1000, 5),
+        ("compare", "mnist-40", "seed-3/mnist-40", learned, 100, 100),
+        ("compare", "mnist-2layer", "seed-3/mnist-2layer", learned, 100, 100)]
+    ablation = calls[7:]
+    ablated = [f"without-{name}" for name in tasks.ABLATIONS]
+    assert ablation[:1 + len(ablated)] == [("train", "mnist", "seed-3/improved", "improved", 3)] + [
+        ("train", "mnist", f"seed-3/ablations/{name}", f"improved-{name}", 3) for name in ablated]
+    everything = sorted(["improved", *ablated])
+    assert ablation[1 + len(ablated):] == [
+        ("compare", "mnist", "seed-3/ablations/mnist-100", everything, 100, 100),
+        ("compare", "mnist", "seed-3/ablations/mnist-1000", everything, 1000, 20),
+        ("compare", "mnist-relu", "seed-3/ablations/mnist-relu-100", everything, 100, 100)]
