@@ -118,9 +118,9 @@ def build_parser():
                          help="replace the comparison an OUT already holds")
     compare.add_argument("--optimizer", nargs="+", metavar="[NAME=]FILE", required=True,
                          help="optimizer.npz files written by train, or the names of shipped "
-                              "ones (mnist, quadratic), to compare side by side on the same test "
-                              "problems; name each (paper=a.npz other=b.npz) when there are "
-                              "several")
+                              "ones (mnist, mnist-paper, quadratic), to compare side by side on "
+                              "the same test problems; name each (paper=a.npz other=b.npz) when "
+                              "there are several")
     reproduce.add_argument("--optimizer", nargs="+", metavar="[NAME=]FILE",
                            help="compare these optimizer.npz files instead of training one "
                                 "(named as for compare)")

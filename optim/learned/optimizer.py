@@ -88,7 +88,8 @@ def propose(networks, grads, states):
 
 def resolve_networks(networks):
     """A dict name -> CoordinatewiseLSTM from a path to a saved file, the name of a shipped
-    optimizer ("mnist", "quadratic": `pretrained.PRETRAINED`), one network, or a dict."""
+    optimizer ("mnist", "mnist-paper", "quadratic": `pretrained.PRETRAINED`), one network, or
+    a dict."""
     if isinstance(networks, (str, os.PathLike)):
         if os.path.isfile(networks):
             return load_networks(networks)
@@ -127,8 +128,8 @@ class LearnedOptimizer(Optimizer):
     {network name: [(h, c) per layer, then (m, v, t) for a network with inputs "moments"]},
     each a (n_coords, .) tensor. A step builds no graph.
 
-    `networks`: the name of a shipped optimizer ("mnist", "quadratic"; `pretrained.PRETRAINED`),
-    a path to a file written by `train`, a CoordinatewiseLSTM, or a dict of them by name. With
+    `networks`: the name of a shipped optimizer ("mnist", "mnist-paper", "quadratic"; see
+    `pretrained.PRETRAINED`), a path to a file written by `train`, a CoordinatewiseLSTM, or a dict of them by name. With
     several networks, `assign` maps parameter positions (counted across the groups, in order)
     to network names; the others go to `default`, or to the first name in sorted order.
 
