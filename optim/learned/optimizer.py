@@ -129,9 +129,10 @@ class LearnedOptimizer(Optimizer):
     each a (n_coords, .) tensor. A step builds no graph.
 
     `networks`: the name of a shipped optimizer ("mnist", "mnist-paper", "quadratic"; see
-    `pretrained.PRETRAINED`), a path to a file written by `train`, a CoordinatewiseLSTM, or a dict of them by name. With
-    several networks, `assign` maps parameter positions (counted across the groups, in order)
-    to network names; the others go to `default`, or to the first name in sorted order.
+    `pretrained.PRETRAINED`), a path to a file written by `train`, a CoordinatewiseLSTM, or a
+    dict of them by name. With several networks, `assign` maps parameter positions (counted
+    across the groups, in order) to network names; the others go to `default`, or to the
+    first name in sorted order.
 
     Parameter groups have no hyperparameters; `add_param_group` after construction starts the
     new coordinates at zero state. A parameter whose `.grad` is None is skipped, as in the
