@@ -23,9 +23,9 @@ OUT/seed-S/ablations/{mnist-100, mnist-1000, mnist-relu-100}.
 
 `--paper S=FILE` takes seed S's paper optimizer from FILE instead of training it (e.g.
 `--paper 0=mnist-paper`, the shipped one, which is that run); `--without-paper` leaves it out
-for the seeds not named there (the comparisons then hold the improved one and the baselines). What is finished is kept, as
-with `--resume`: training resumes from its checkpoint, a comparison with the same settings is
-not run again. So an interrupted run continues where it stopped, seeds can run in separate
+for the seeds not named there (the comparisons then hold the improved one and the
+baselines). What is finished is kept, as with `--resume`: training resumes from its
+checkpoint, a comparison with the same settings is not run again. So an interrupted run continues where it stopped, seeds can run in separate
 processes, and a last call with all of them writes the tables (OUT/beyond.md, also printed)
 and the figures (OUT/horizons.png, OUT/relu.png) from whatever has been run.
 """
@@ -224,7 +224,8 @@ def plot_curves(out, seed, folders, path, title):
     for name, entry in longest["optimizers"].items():
         mean = np.array([np.nan if v is None else v for v in entry["mean"]])
         steps = np.arange(len(mean))
-        label = name if entry["lr"] is None else f"{name} (lr {entry['lr']:.2g}, tuned for {longest['steps']})"
+        label = (name if entry["lr"] is None
+                 else f"{name} (lr {entry['lr']:.2g}, tuned for {longest['steps']})")
         ax.plot(steps[1:], mean[1:], color=colors.get(name), label=label,
                 lw=2 if entry["lr"] is None else 1.2)
     ax.set_xscale("log")
