@@ -22,7 +22,8 @@ as above) at 100 steps (100 test problems), 1,000 steps (20) and on the ReLU net
 OUT/seed-S/ablations/{mnist-100, mnist-1000, mnist-relu-100}.
 
 `--paper S=FILE` takes seed S's paper optimizer from FILE instead of training it (e.g.
-`--paper 0=mnist-paper`, the shipped one, which is that run); `--without-paper` leaves it out
+`--paper 0=mnist-paper`, the shipped one, which is that run), and `--improved S=FILE` likewise
+the improved one (`--improved 0=mnist`, shipped, is seed 0's); `--without-paper` leaves it out
 for the seeds not named there (the comparisons then hold the improved one and the
 baselines). What is finished is kept, as with `--resume`: training resumes from its
 checkpoint, a comparison with the same settings is not run again. So an interrupted run continues where it stopped, seeds can run in separate
@@ -70,14 +71,15 @@ def compare_once(task, optimizers, folder, *, steps, tests, seed, runner):
                         runner=runner)
 
 
-def run_seed(seed, out, paper, horizons, tests, runner, without_paper=False):
-    """Train (or resume) both optimizers of one seed (only the improved one if `paper` is None
-    and `without_paper`), then every comparison not yet done."""
+def run_seed(seed, out, paper, horizons, tests, runner, without_paper=False, improved=None):
+    """Train (or resume) both optimizers of one seed, except one given as a file (`paper`,
+    `improved`), and the paper's if `paper` is None and `without_paper`; then every comparison
+    not yet done."""
     folder = os.path.join(out, f"seed-{seed}")
     start = time.perf_counter()
-    optimizers = {"paper": paper, "improved": os.path.join(folder, "improved", "optimizer.npz")}
-    experiments.train("mnist", os.path.join(folder, "improved"), recipe="improved", seed=seed,
-                      resume=True, runner=runner)
+    optimizers = {"paper": paper, "improved": improved}
+    if improved is None:
+        optimizers["improved"] = train_improved(seed, folder, runner)
     if paper is None and without_paper:
         del optimizers["paper"]
     elif paper is None:
@@ -93,15 +95,20 @@ def run_seed(seed, out, paper, horizons, tests, runner, without_paper=False):
     print(f"seed {seed}: {time.perf_counter() - start:.0f} s in all")
 
 
-def run_ablation(seed, out, runner):
-    """Train (or resume) the improved recipe and each ablation of it for one seed, then every
-    comparison of ABLATION_COMPARISONS not yet done (all of them side by side, so the baselines
-    are tuned once per comparison)."""
-    folder = os.path.join(out, f"seed-{seed}")
-    start = time.perf_counter()
+def train_improved(seed, folder, runner):
+    """Train (or resume) the improved recipe of `seed` into folder/improved; its optimizer."""
     experiments.train("mnist", os.path.join(folder, "improved"), recipe="improved", seed=seed,
                       resume=True, runner=runner)
-    optimizers = {"improved": os.path.join(folder, "improved", "optimizer.npz")}
+    return os.path.join(folder, "improved", "optimizer.npz")
+
+
+def run_ablation(seed, out, runner, improved=None):
+    """Train (or resume) the improved recipe (unless `improved` gives its file) and each
+    ablation of it for one seed, then every comparison of ABLATION_COMPARISONS not yet done (all
+    of them side by side, so the baselines are tuned once per comparison)."""
+    folder = os.path.join(out, f"seed-{seed}")
+    start = time.perf_counter()
+    optimizers = {"improved": improved or train_improved(seed, folder, runner)}
     for ingredient in ABLATIONS:
         name = f"without-{ingredient}"
         experiments.train("mnist", os.path.join(folder, "ablations", name),
@@ -241,13 +248,13 @@ def plot_curves(out, seed, folders, path, title):
     return True
 
 
-def paper_optimizers(values):
-    """--paper's S=FILE values as {seed: FILE}."""
+def given_optimizers(option, values, example):
+    """The S=FILE values of `option` (--paper, --improved) as {seed: FILE}."""
     chosen = {}
     for value in values or ():
         seed, sep, path = value.partition("=")
         if not sep or not seed.isdigit() or not path:
-            raise UsageError(f"--paper {value}: expected SEED=FILE, e.g. 0=mnist-paper")
+            raise UsageError(f"{option} {value}: expected SEED=FILE, e.g. {example}")
         chosen[int(seed)] = experiments.optimizer_path(path)
     return chosen
 
@@ -260,6 +267,9 @@ def main(argv=None):
     parser.add_argument("--paper", nargs="+", metavar="S=FILE",
                         help="seed S's paper optimizer from FILE (or a shipped name) instead of "
                              "training it")
+    parser.add_argument("--improved", nargs="+", metavar="S=FILE",
+                        help="seed S's improved optimizer from FILE (or a shipped name) instead "
+                             "of training it")
     parser.add_argument("--without-paper", action="store_true",
                         help="compare only the improved optimizer for the seeds that --paper "
                              "does not name, instead of training the paper's")
@@ -280,17 +290,18 @@ def main(argv=None):
     if len(args.tests) != len(args.horizons):
         raise UsageError(f"--tests gives {len(args.tests)} counts for {len(args.horizons)} "
                          f"--horizons")
-    paper = paper_optimizers(args.paper)
+    paper = given_optimizers("--paper", args.paper, "0=mnist-paper")
+    improved = given_optimizers("--improved", args.improved, "0=mnist")
     output_folder(args.out)
     if not args.report_only:
         try:
             with experiments.open_runner(args.workers) as runner:
                 for seed in args.seeds:
                     if args.ablations:
-                        run_ablation(seed, args.out, runner)
+                        run_ablation(seed, args.out, runner, improved.get(seed))
                     else:
                         run_seed(seed, args.out, paper.get(seed), args.horizons, args.tests,
-                                 runner, args.without_paper)
+                                 runner, args.without_paper, improved.get(seed))
         except KeyboardInterrupt as interrupt:
             interrupt.hint = f"what is finished is kept; continue with: {command_line(argv)}"
             raise

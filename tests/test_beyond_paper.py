@@ -94,3 +94,28 @@ def test_a_seed_trains_both_recipes_then_compares_at_each_horizon_and_on_each_ne
         ("compare", "mnist", "seed-3/ablations/mnist-100", everything, 100, 100),
         ("compare", "mnist", "seed-3/ablations/mnist-1000", everything, 1000, 20),
         ("compare", "mnist-relu", "seed-3/ablations/mnist-relu-100", everything, 100, 100)]
+
+
+def test_a_seed_given_both_optimizers_trains_nothing_and_compares_the_files(example, tmp_path):
+    calls = []
+    experiments = example["experiments"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(experiments, "train", lambda *args, **kw: calls.append(("train",)))
+        patch.setitem(example["run_seed"].__globals__, "compare_once",
+                      lambda task, optimizers, folder, **kw: calls.append(
+                          ("compare", task, dict(optimizers))))
+        example["run_seed"](0, str(tmp_path), "paper.npz", [100], [5], runner=None,
+                            improved="improved.npz")
+        example["run_ablation"](0, str(tmp_path), runner=None, improved="improved.npz")
+    trained = [call for call in calls if call[0] == "train"]
+    assert len(trained) == len(tasks.ABLATIONS)          # the ablations only
+    compared = [call[2] for call in calls if call[0] == "compare"]
+    assert compared[0] == {"paper": "paper.npz", "improved": "improved.npz"}
+    assert compared[-1]["improved"] == "improved.npz"
+
+
+def test_a_given_optimizer_must_be_seed_equals_file(example):
+    given = example["given_optimizers"]
+    assert given("--improved", ["1=mnist"], "0=mnist")[1].endswith("mnist.npz")
+    with pytest.raises(example["UsageError"], match="--improved mnist: expected SEED=FILE"):
+        given("--improved", ["mnist"], "0=mnist")
