@@ -3,6 +3,7 @@ and the tuned baselines, from 100 to 10,000 steps and on the generalisation nets
 meta-training seeds; the README's "Beyond the paper" tables and figures.
 
     python examples/beyond_paper.py --seeds 0 1 2 --out runs/beyond
+    python examples/beyond_paper.py --seeds 0 1 2 --out runs/beyond --long 10000 5
 
 For each seed S, into OUT/seed-S/:
 
@@ -10,10 +11,15 @@ For each seed S, into OUT/seed-S/:
     learning-to-learn train --task mnist --recipe paper --seed S --out OUT/seed-S/paper
     learning-to-learn compare --task mnist --steps H --tests N --seed S --out OUT/seed-S/compare-H \\
         --optimizer paper=OUT/seed-S/paper/optimizer.npz improved=OUT/seed-S/improved/optimizer.npz
-        (for each horizon H of --horizons, N of --tests: 100, 200, 1000, 10000 steps on 100,
-        100, 20 and 5 test problems by default, the baselines tuned for each horizon)
+        (for each horizon H of --horizons, N of --tests: 100, 200 and 1000 steps on 100, 100
+        and 20 test problems by default, the baselines tuned for each horizon)
     learning-to-learn compare --task T --steps 100 --seed S --out OUT/seed-S/T --optimizer ...
         (T = mnist-40, mnist-2layer, mnist-relu: the optimizers trained on the base net)
+
+`--long STEPS TESTS` (after that) runs the longest comparison once rather than once per seed:
+on the first seed's test problems, with the baselines tuned for STEPS steps on its validation
+problems, every seed's improved optimizer (improved-S) and paper optimizer (paper-S) side by
+side, in OUT/long-STEPS; tuning the baselines for 10,000 steps is most of its cost.
 
 `--ablations` runs the ablation instead: for each seed, the improved recipe with each of its
 ingredients taken out in turn (`optim.learned.tasks.ABLATIONS`), trained into
@@ -23,12 +29,14 @@ OUT/seed-S/ablations/{mnist-100, mnist-1000, mnist-relu-100}.
 
 `--paper S=FILE` takes seed S's paper optimizer from FILE instead of training it (e.g.
 `--paper 0=mnist-paper`, the shipped one, which is that run), and `--improved S=FILE` likewise
-the improved one (`--improved 0=mnist`, shipped, is seed 0's); `--without-paper` leaves it out
-for the seeds not named there (the comparisons then hold the improved one and the
+the improved one (`--improved 0=mnist`, shipped, is seed 0's); `--without-paper` leaves the
+paper's out for the seeds not named there (the comparisons then hold the improved one and the
 baselines). What is finished is kept, as with `--resume`: training resumes from its
-checkpoint, a comparison with the same settings is not run again. So an interrupted run continues where it stopped, seeds can run in separate
-processes, and a last call with all of them writes the tables (OUT/beyond.md, also printed)
-and the figures (OUT/horizons.png, OUT/relu.png) from whatever has been run.
+checkpoint, a comparison with the same settings is not run again. So an interrupted run
+continues where it stopped, seeds can run in separate processes, and a last call with all of
+them writes the tables (OUT/beyond.md, also printed) and the figures (OUT/horizons.png: the
+long comparison if it has been run, else the first seed's longest; OUT/relu.png) from whatever
+has been run.
 """
 import os
 
@@ -52,8 +60,9 @@ from optim.learned.parallel import default_workers  # noqa: E402
 from optim.learned.runs import comparison_folder  # noqa: E402
 from optim.learned.tasks import ABLATIONS  # noqa: E402
 
-HORIZONS = (100, 200, 1000, 10000)
-TESTS = (100, 100, 20, 5)
+HORIZONS = (100, 200, 1000)
+TESTS = (100, 100, 20)
+LONG = (10000, 5)           # --long's steps and test problems in the README's command
 GENERALISATION = ("mnist-40", "mnist-2layer", "mnist-relu")
 LEARNED = ("paper", "improved")
 ABLATION_COMPARISONS = (("step 100", "mnist", 100, 100), ("step 1000", "mnist", 1000, 20),
@@ -93,6 +102,63 @@ def run_seed(seed, out, paper, horizons, tests, runner, without_paper=False, imp
         compare_once(task, optimizers, os.path.join(folder, task), steps=100, tests=100,
                      seed=seed, runner=runner)
     print(f"seed {seed}: {time.perf_counter() - start:.0f} s in all")
+
+
+def long_optimizers(out, seeds, paper, improved):
+    """{improved-S: file, paper-S: file} of the seeds whose optimizers are given or trained."""
+    found = {}
+    for seed in seeds:
+        trained = os.path.join(out, f"seed-{seed}", "improved", "optimizer.npz")
+        if improved.get(seed) or os.path.exists(trained):
+            found[f"improved-{seed}"] = improved.get(seed) or trained
+        trained = os.path.join(out, f"seed-{seed}", "paper", "optimizer.npz")
+        if paper.get(seed) or os.path.exists(trained):
+            found[f"paper-{seed}"] = paper.get(seed) or trained
+    return found
+
+
+def run_long(out, seeds, optimizers, steps, tests, runner):
+    """The comparison at `steps` of every optimizer in `optimizers` on seeds[0]'s test problems,
+    into OUT/long-STEPS."""
+    if not any(name.startswith("improved-") for name in optimizers):
+        raise UsageError(f"--long: no improved optimizer of seeds {seeds} is trained yet "
+                         f"(OUT/seed-S/improved/optimizer.npz) or given (--improved)")
+    start = time.perf_counter()
+    compare_once("mnist", optimizers, os.path.join(out, f"long-{steps}"), steps=steps,
+                 tests=tests, seed=seeds[0], runner=runner)
+    print(f"{steps} steps: {time.perf_counter() - start:.0f} s in all")
+
+
+def long_table(out, steps):
+    """The long comparison: each learned optimizer's mean test loss at `steps` per seed and
+    their mean ± standard error over seeds; each baseline's mean ± standard error over the test
+    problems; and the highest mean loss along the way (a divergence shows there)."""
+    report = read_report(os.path.join(out, f"long-{steps}"))
+    title = f"Mean test loss at step {steps} (baselines tuned for it)"
+    if report is None:
+        return f"{title}: not run (--long)."
+    entries = report["optimizers"]
+    lines = [f"{title}, on seed {report['seed']}'s {report['tests']} test problems", "",
+             f"| optimizer | step {steps} | highest mean loss on the way |", "|---|---|---|"]
+
+    def highest(name):
+        mean = np.array([np.nan if v is None else v for v in entries[name]["mean"]])
+        return "diverged" if np.isnan(mean).any() else f"{mean.max():.4g}"
+
+    for learned in LEARNED:
+        names = sorted(name for name in entries if name.startswith(f"{learned}-"))
+        for name in names:
+            lines.append(f"| {name} | {cell([final(report, name, steps)])} | {highest(name)} |")
+        if len(names) > 1:
+            lines.append(f"| {learned}, mean over seeds | "
+                         f"{cell([final(report, name, steps) for name in names])} | |")
+    for name in BASELINES:
+        error = entries[name]["stderr"][steps]
+        lines.append(f"| {name} (lr {entries[name]['lr']:.2g}) | {final(report, name, steps):.4g}"
+                     f" ± {error:.2g} | {highest(name)} |")
+    lines += ["", "(± over the seeds for the mean of the learned ones, over the test problems for "
+              "the baselines)"]
+    return "\n".join(lines)
 
 
 def train_improved(seed, folder, runner):
@@ -147,15 +213,19 @@ def ablation_table(out, seeds):
     return "\n".join(lines)
 
 
+def read_report(folder):
+    """The content of folder/compare.json, or None if it has none."""
+    path = os.path.join(folder, "compare.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def reports(out, seeds, folder):
     """{seed: compare.json of OUT/seed-S/folder} for the seeds that have it."""
-    found = {}
-    for seed in seeds:
-        path = os.path.join(out, f"seed-{seed}", folder, "compare.json")
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                found[seed] = json.load(f)
-    return found
+    found = {seed: read_report(os.path.join(out, f"seed-{seed}", folder)) for seed in seeds}
+    return {seed: report for seed, report in found.items() if report is not None}
 
 
 def final(report, name, step):
@@ -212,11 +282,10 @@ def table(out, seeds, columns, title):
     return "\n".join(lines)
 
 
-def plot_curves(out, seed, folders, path, title):
-    """Loss against step on log-log axes for one seed: the longest of the comparisons in
-    `folders` that has been run; False if there is none, or no matplotlib."""
-    runs = [r for r in (reports(out, [seed], folder).get(seed) for folder in folders) if r]
-    if not runs:
+def plot_curves(report, path, title):
+    """Loss against step on log-log axes, every optimizer of one comparison (a compare.json's
+    content); False if there is none, or no matplotlib."""
+    if report is None:
         return False
     try:
         import matplotlib
@@ -227,25 +296,33 @@ def plot_curves(out, seed, folders, path, title):
     colors = {"paper": "C3", "improved": "C5", "SGD": "C0", "RMSprop": "C1", "Adam": "C2",
               "NAG": "C4"}
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    longest = max(runs, key=lambda r: r["steps"])
-    for name, entry in longest["optimizers"].items():
+    for name, entry in report["optimizers"].items():
         mean = np.array([np.nan if v is None else v for v in entry["mean"]])
         steps = np.arange(len(mean))
+        kind, _, seed = name.partition("-")      # improved-1: the improved one of seed 1
+        style = ["-", "--", ":", "-."][int(seed) % 4] if seed.isdigit() else "-"
         label = (name if entry["lr"] is None
-                 else f"{name} (lr {entry['lr']:.2g}, tuned for {longest['steps']})")
-        ax.plot(steps[1:], mean[1:], color=colors.get(name), label=label,
+                 else f"{name} (lr {entry['lr']:.2g}, tuned for {report['steps']})")
+        ax.plot(steps[1:], mean[1:], color=colors.get(kind), ls=style, label=label,
                 lw=2 if entry["lr"] is None else 1.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (mean over test problems)")
-    ax.set_title(f"{title}, seed {seed}: {longest['tests']} test problems")
+    ax.set_title(f"{title}, seed {report['seed']}'s {report['tests']} test problems")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     write_figure(path, fig, dpi=120)
     plt.close(fig)
     return True
+
+
+def longest(out, seed, folders):
+    """The compare.json of the longest comparison among OUT/seed-S/folder that has been run,
+    or None."""
+    runs = [r for r in (reports(out, [seed], folder).get(seed) for folder in folders) if r]
+    return max(runs, key=lambda r: r["steps"]) if runs else None
 
 
 def given_optimizers(option, values, example):
@@ -281,12 +358,18 @@ def main(argv=None):
     parser.add_argument("--ablations", action="store_true",
                         help="run the ablation of the improved recipe for each seed instead of "
                              "the comparisons at --horizons and on the generalisation nets")
+    parser.add_argument("--long", type=integer(1), nargs=2, metavar=("STEPS", "TESTS"),
+                        help="run one comparison at STEPS steps on TESTS test problems of the "
+                             "first seed, every seed's optimizers side by side, into "
+                             "OUT/long-STEPS, instead of the comparisons per seed (e.g. 10000 5)")
     parser.add_argument("--report-only", action="store_true",
                         help="only write the tables and figures of what has been run")
     parser.add_argument("--workers", type=integer(1), default=default_workers(),
                         help="processes for the independent runs and the side-by-side "
                              f"trajectories (default: the cores, {default_workers()})")
     args = parser.parse_args(argv)
+    if args.long and args.ablations:
+        raise UsageError("--long and --ablations are two different runs: give one of them")
     if len(args.tests) != len(args.horizons):
         raise UsageError(f"--tests gives {len(args.tests)} counts for {len(args.horizons)} "
                          f"--horizons")
@@ -296,12 +379,16 @@ def main(argv=None):
     if not args.report_only:
         try:
             with experiments.open_runner(args.workers) as runner:
-                for seed in args.seeds:
+                for seed in ([] if args.long else args.seeds):
                     if args.ablations:
                         run_ablation(seed, args.out, runner, improved.get(seed))
                     else:
                         run_seed(seed, args.out, paper.get(seed), args.horizons, args.tests,
                                  runner, args.without_paper, improved.get(seed))
+                if args.long:
+                    run_long(args.out, args.seeds,
+                             long_optimizers(args.out, args.seeds, paper, improved),
+                             *args.long, runner)
         except KeyboardInterrupt as interrupt:
             interrupt.hint = f"what is finished is kept; continue with: {command_line(argv)}"
             raise
@@ -311,13 +398,16 @@ def main(argv=None):
     generalisation = table(args.out, args.seeds,
                            [(task, task, 100) for task in GENERALISATION],
                            "Mean test loss at step 100 on the nets of the paper's figure 5")
-    text = horizons + "\n\n" + generalisation + "\n\n" + ablation_table(args.out, args.seeds)
+    long = long_table(args.out, args.long[0] if args.long else LONG[0])
+    text = "\n\n".join([horizons, long, generalisation, ablation_table(args.out, args.seeds)])
     write_text(os.path.join(args.out, "beyond.md"), text + "\n")
     print(text)
     seed = args.seeds[0]
-    plot_curves(args.out, seed, [f"compare-{h}" for h in args.horizons],
+    long = read_report(os.path.join(args.out, f"long-{args.long[0] if args.long else LONG[0]}"))
+    plot_curves(long or longest(args.out, seed, [f"compare-{h}" for h in args.horizons]),
                 os.path.join(args.out, "horizons.png"), "MNIST")
-    plot_curves(args.out, seed, ["mnist-relu"], os.path.join(args.out, "relu.png"), "ReLU net")
+    plot_curves(longest(args.out, seed, ["mnist-relu"]), os.path.join(args.out, "relu.png"),
+                "ReLU net")
 
 
 if __name__ == "__main__":

@@ -119,3 +119,53 @@ def test_a_given_optimizer_must_be_seed_equals_file(example):
     assert given("--improved", ["1=mnist"], "0=mnist")[1].endswith("mnist.npz")
     with pytest.raises(example["UsageError"], match="--improved mnist: expected SEED=FILE"):
         given("--improved", ["mnist"], "0=mnist")
+
+
+def test_the_long_comparison_holds_every_seeds_optimizers_on_the_first_seeds_problems(example,
+                                                                                      tmp_path):
+    for seed in (1, 2):
+        (tmp_path / f"seed-{seed}" / "improved").mkdir(parents=True)
+        (tmp_path / f"seed-{seed}" / "improved" / "optimizer.npz").write_bytes(b"")
+    found = example["long_optimizers"](str(tmp_path), [0, 1, 2, 3], {0: "p0.npz"},
+                                       {0: "i0.npz"})
+    assert found == {"improved-0": "i0.npz", "paper-0": "p0.npz",
+                     "improved-1": str(tmp_path / "seed-1" / "improved" / "optimizer.npz"),
+                     "improved-2": str(tmp_path / "seed-2" / "improved" / "optimizer.npz")}
+    calls = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(example["run_long"].__globals__, "compare_once",
+                      lambda task, optimizers, folder, **kw: calls.append(
+                          (task, os.path.relpath(folder, tmp_path), kw["steps"], kw["tests"],
+                           kw["seed"])))
+        example["run_long"](str(tmp_path), [2, 0], found, 10000, 5, runner=None)
+        with pytest.raises(example["UsageError"], match="no improved optimizer"):
+            example["run_long"](str(tmp_path), [5], {"paper-5": "p.npz"}, 10000, 5, None)
+    assert calls == [("mnist", "long-10000", 10000, 5, 2)]
+
+
+def test_the_long_table_gives_each_seed_their_mean_and_the_baselines_over_test_problems(
+        example, tmp_path):
+    assert "not run" in example["long_table"](str(tmp_path), 300)
+    write_report(tmp_path / "long-300", {"improved-0": 0.2, "improved-1": 0.3, "paper-0": 0.9,
+                                         **BASELINES}, steps=300)
+    report = json.loads((tmp_path / "long-300" / "compare.json").read_text())
+    report["seed"] = 0
+    for entry in report["optimizers"].values():
+        entry["stderr"] = [0.01] * 301
+    report["optimizers"]["paper-0"]["mean"][150] = None          # diverged on the way
+    (tmp_path / "long-300" / "compare.json").write_text(json.dumps(report))
+    lines = example["long_table"](str(tmp_path), 300).splitlines()
+    assert lines[0].endswith("on seed 0's 5 test problems")
+    assert "| improved-0 | 0.2 | 2.3 |" in lines
+    assert "| improved, mean over seeds | 0.25 ± 0.05 | |" in lines
+    assert "| paper-0 | 0.9 | diverged |" in lines
+    assert "| NAG (lr 0.1) | 0.25 ± 0.01 | 2.3 |" in lines
+
+
+def test_the_figure_draws_every_optimizer_of_a_comparison(example, tmp_path):
+    pytest.importorskip("matplotlib", reason="the figures need the plot extra (matplotlib)")
+    write_report(tmp_path / "long", {"improved-0": 0.2, "improved-1": 0.3, **BASELINES})
+    report = dict(json.loads((tmp_path / "long" / "compare.json").read_text()), seed=0)
+    assert example["plot_curves"](report, str(tmp_path / "long.png"), "MNIST")
+    assert (tmp_path / "long.png").read_bytes()[:4] == b"\x89PNG"
+    assert not example["plot_curves"](None, str(tmp_path / "none.png"), "MNIST")
