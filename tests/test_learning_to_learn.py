@@ -174,6 +174,13 @@ def test_compare_tunes_on_validation_digits_and_tests_on_the_chosen_split(tmp_pa
         report = json.loads((out / "compare.json").read_text())
         assert report["test_split"] == split and report["tune_problems"] == 8
     assert "minibatches from the train split" in (tmp_path / "train" / "compare.md").read_text()
+    cli.main(["compare", "--task", "mnist", "--optimizer", str(tmp_path / "optimizer.npz"),
+              "--steps", "2", "--tests", "1", "--tune-problems", "3", "--out",
+              str(tmp_path / "three"), "--workers", "1"])
+    report = json.loads((tmp_path / "three" / "compare.json").read_text())
+    assert report["tune_problems"] == 3
+    assert len(next(iter(report["lr_search"].values()))) == 16
+    assert "tuned on 3 validation problems" in (tmp_path / "three" / "compare.md").read_text()
 
 
 def test_the_validation_split_is_the_last_sixth_of_the_training_digits(monkeypatch):

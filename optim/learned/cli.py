@@ -133,6 +133,9 @@ def build_parser():
                             "minibatch seeds")
     compare.add_argument("--steps", type=integer(1), default=100,
                          help="steps per test problem (default 100)")
+    compare.add_argument("--tune-problems", type=integer(1),
+                         help="validation problems on which each baseline's learning rate is "
+                              "tuned (default: the task's, 8; quadratic 32)")
     reproduce.add_argument("--steps", type=integer(1), nargs="+",
                            help="horizons to compare at (default: the task's, 100; mnist: 100 200)")
     for p in (train, compare, reproduce):
@@ -185,7 +188,8 @@ def run(args):
     if args.command == "compare":
         return experiments.compare(args.task, args.optimizer, args.out, steps=args.steps,
                                    tests=args.tests or TASKS[args.task].tests, seed=args.seed,
-                                   test_split=args.test_split, force=args.force, **data)
+                                   test_split=args.test_split, tune_problems=args.tune_problems,
+                                   force=args.force, **data)
     return experiments.reproduce(args.task, args.out, seed=args.seed, optimizers=args.optimizer,
                                  tests=args.tests, steps=args.steps, test_split=args.test_split,
                                  **training, **data)

@@ -253,25 +253,30 @@ def load_learned(paths, task):
     return learned
 
 
-def comparison_settings(task, optimizers, *, steps, tests, seed, test_split):
+def comparison_settings(task, optimizers, *, steps, tests, seed, test_split, tune_problems=None):
     """The settings that define a comparison (runs.COMPARISON_SETTINGS), checked; returns
-    ({name: path}, settings)."""
+    ({name: path}, settings). tune_problems: the validation problems of each learning-rate
+    search (default: the task's)."""
     paths = optimizers if isinstance(optimizers, dict) else {"LSTM": optimizers}
     paths = {name: optimizer_path(path) for name, path in paths.items()}
-    task_spec(task)
+    spec = task_spec(task)
     check_count("steps", steps)
     check_count("tests", tests)
     check_count("seed", seed, least=0)
+    tune_problems = spec.tune_problems if tune_problems is None else tune_problems
+    check_count("tune_problems", tune_problems)
     if test_split not in TEST_SPLITS:
         raise UsageError(f"test_split must be one of {list(TEST_SPLITS)}, got {test_split!r}")
     return paths, {"task": task, "steps": steps, "tests": tests, "seed": seed,
-                   "test_split": test_split,
+                   "test_split": test_split, "tune_problems": tune_problems,
                    "learned": {name: os.path.abspath(path) for name, path in paths.items()}}
 
 
 def compare(task, optimizers, out, *, steps=100, tests=100, seed=0, test_split="test",
-            force=False, data_dir=None, download=False, workers=1, cluster=None, runner=None):
-    """Tune each baseline's learning rate on the task's validation problems, run every
+            tune_problems=None, force=False, data_dir=None, download=False, workers=1,
+            cluster=None, runner=None):
+    """Tune each baseline's learning rate on the task's validation problems (`tune_problems`
+    of them, default the task's: 8 for MNIST, 32 for the quadratic), run every
     optimizer on the same `tests` fresh test problems for `steps` steps, and write
     out/compare.json, compare.md and compare.png. Returns the report (as in compare.json).
 
@@ -284,7 +289,7 @@ def compare(task, optimizers, out, *, steps=100, tests=100, seed=0, test_split="
     at `cluster` (`parallel.Runner`; or to `runner`, one already open), with the same result.
     """
     paths, settings = comparison_settings(task, optimizers, steps=steps, tests=tests, seed=seed,
-                                          test_split=test_split)
+                                          test_split=test_split, tune_problems=tune_problems)
     learned = load_learned(paths, task)
     comparison_folder(out, settings, force=force)
     with open_runner(workers, cluster, runner) as runner:
@@ -296,11 +301,11 @@ def _compare(task, learned, settings, out, data_dir=None, download=False, runner
     """The comparison of `compare`, once everything is checked."""
     spec = TASKS[task]
     steps, tests, seed = settings["steps"], settings["tests"], settings["seed"]
-    test_split = settings["test_split"]
+    test_split, tune_problems = settings["test_split"], settings["tune_problems"]
     clear_caches()
     for split in (test_split, "validation"):        # loaded (or downloaded) before any worker
         family_of(task, split, data_dir, download=download)
-    tune_set = ProblemRef.all(problem_source(task, "validation", spec.tune_problems, seed, "tune",
+    tune_set = ProblemRef.all(problem_source(task, "validation", tune_problems, seed, "tune",
                                              data_dir))
     test_set = ProblemRef.all(problem_source(task, test_split, tests, seed, "test", data_dir))
 
@@ -313,7 +318,7 @@ def _compare(task, learned, settings, out, data_dir=None, download=False, runner
     for name in BASELINES:
         excluded = sum(score is None for score in searches[name].values())
         print(f"{name:8s} learning rate {learning_rates[name]:.3g} (grid of {len(grid)}, "
-              f"{excluded} excluded as divergent; {spec.tune_problems} validation problems, "
+              f"{excluded} excluded as divergent; {tune_problems} validation problems, "
               f"{steps} steps)")
     results = compare_optimizers(learned, test_set, steps, learning_rates,
                                  spec.assignment(test_set[0].pair()[0]), runner=runner)
@@ -322,7 +327,7 @@ def _compare(task, learned, settings, out, data_dir=None, download=False, runner
     report = build_report(results, learning_rates, searches, task=task, steps=steps,
                           tests=tests, seed=seed, test_split=test_split,
                           optimizers=settings["learned"],
-                          tune_problems=spec.tune_problems,
+                          tune_problems=tune_problems,
                           starts=[start_at_end(*ref.pair(), steps) for ref in test_set])
     write_report(report, out)
     print(f"compare took {elapsed:.0f} s; wrote {out}/compare.json, compare.md, compare.png")

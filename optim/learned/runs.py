@@ -19,7 +19,7 @@ from .meta import config_differences
 TRAINING_FILES = ("checkpoint.npz", "optimizer.npz")
 COMPARISON_FILES = ("compare.json", "compare.md", "compare.png")
 # What a comparison's settings are: a finished compare.json with the same ones is the same run.
-COMPARISON_SETTINGS = ("task", "steps", "tests", "seed", "test_split", "learned")
+COMPARISON_SETTINGS = ("task", "steps", "tests", "seed", "test_split", "tune_problems", "learned")
 
 
 def _check_flags(resume, force):
