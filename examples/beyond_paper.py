@@ -69,15 +69,16 @@ ABLATION_COMPARISONS = (("step 100", "mnist", 100, 100), ("step 1000", "mnist", 
                         ("ReLU net, step 100", "mnist-relu", 100, 100))
 
 
-def compare_once(task, optimizers, folder, *, steps, tests, seed, runner):
+def compare_once(task, optimizers, folder, *, steps, tests, seed, runner, tune_problems=None):
     """experiments.compare into `folder`, unless it already holds this comparison."""
     paths, settings = experiments.comparison_settings(task, optimizers, steps=steps, tests=tests,
-                                                      seed=seed, test_split="test")
+                                                      seed=seed, test_split="test",
+                                                      tune_problems=tune_problems)
     if comparison_folder(folder, settings, resume=True) == "finished":
         print(f"{folder}: finished, kept")
         return
-    experiments.compare(task, paths, folder, steps=steps, tests=tests, seed=seed, force=True,
-                        runner=runner)
+    experiments.compare(task, paths, folder, steps=steps, tests=tests, seed=seed,
+                        tune_problems=tune_problems, force=True, runner=runner)
 
 
 def run_seed(seed, out, paper, horizons, tests, runner, without_paper=False, improved=None):
@@ -117,15 +118,16 @@ def long_optimizers(out, seeds, paper, improved):
     return found
 
 
-def run_long(out, seeds, optimizers, steps, tests, runner):
+def run_long(out, seeds, optimizers, steps, tests, runner, tune_problems=None):
     """The comparison at `steps` of every optimizer in `optimizers` on seeds[0]'s test problems,
-    into OUT/long-STEPS."""
+    the baselines tuned on `tune_problems` validation problems (default the task's), into
+    OUT/long-STEPS."""
     if not any(name.startswith("improved-") for name in optimizers):
         raise UsageError(f"--long: no improved optimizer of seeds {seeds} is trained yet "
                          f"(OUT/seed-S/improved/optimizer.npz) or given (--improved)")
     start = time.perf_counter()
     compare_once("mnist", optimizers, os.path.join(out, f"long-{steps}"), steps=steps,
-                 tests=tests, seed=seeds[0], runner=runner)
+                 tests=tests, seed=seeds[0], runner=runner, tune_problems=tune_problems)
     print(f"{steps} steps: {time.perf_counter() - start:.0f} s in all")
 
 
@@ -138,7 +140,8 @@ def long_table(out, steps):
     if report is None:
         return f"{title}: not run (--long)."
     entries = report["optimizers"]
-    lines = [f"{title}, on seed {report['seed']}'s {report['tests']} test problems", "",
+    lines = [f"{title}, on seed {report['seed']}'s {report['tests']} test problems; the baselines "
+             f"tuned on {report['tune_problems']} validation problems", "",
              f"| optimizer | step {steps} | highest mean loss on the way |", "|---|---|---|"]
 
     def highest(name):
@@ -362,6 +365,9 @@ def main(argv=None):
                         help="run one comparison at STEPS steps on TESTS test problems of the "
                              "first seed, every seed's optimizers side by side, into "
                              "OUT/long-STEPS, instead of the comparisons per seed (e.g. 10000 5)")
+    parser.add_argument("--long-tune-problems", type=integer(1), metavar="N",
+                        help="validation problems for the baselines' tuning in the --long "
+                             "comparison (default: the task's, 8)")
     parser.add_argument("--report-only", action="store_true",
                         help="only write the tables and figures of what has been run")
     parser.add_argument("--workers", type=integer(1), default=default_workers(),
@@ -388,7 +394,7 @@ def main(argv=None):
                 if args.long:
                     run_long(args.out, args.seeds,
                              long_optimizers(args.out, args.seeds, paper, improved),
-                             *args.long, runner)
+                             *args.long, runner, args.long_tune_problems)
         except KeyboardInterrupt as interrupt:
             interrupt.hint = f"what is finished is kept; continue with: {command_line(argv)}"
             raise

@@ -136,11 +136,11 @@ def test_the_long_comparison_holds_every_seeds_optimizers_on_the_first_seeds_pro
         patch.setitem(example["run_long"].__globals__, "compare_once",
                       lambda task, optimizers, folder, **kw: calls.append(
                           (task, os.path.relpath(folder, tmp_path), kw["steps"], kw["tests"],
-                           kw["seed"])))
-        example["run_long"](str(tmp_path), [2, 0], found, 10000, 5, runner=None)
+                           kw["seed"], kw["tune_problems"])))
+        example["run_long"](str(tmp_path), [2, 0], found, 10000, 5, runner=None, tune_problems=2)
         with pytest.raises(example["UsageError"], match="no improved optimizer"):
             example["run_long"](str(tmp_path), [5], {"paper-5": "p.npz"}, 10000, 5, None)
-    assert calls == [("mnist", "long-10000", 10000, 5, 2)]
+    assert calls == [("mnist", "long-10000", 10000, 5, 2, 2)]
 
 
 def test_the_long_table_gives_each_seed_their_mean_and_the_baselines_over_test_problems(
@@ -149,13 +149,14 @@ def test_the_long_table_gives_each_seed_their_mean_and_the_baselines_over_test_p
     write_report(tmp_path / "long-300", {"improved-0": 0.2, "improved-1": 0.3, "paper-0": 0.9,
                                          **BASELINES}, steps=300)
     report = json.loads((tmp_path / "long-300" / "compare.json").read_text())
-    report["seed"] = 0
+    report["seed"], report["tune_problems"] = 0, 2
     for entry in report["optimizers"].values():
         entry["stderr"] = [0.01] * 301
     report["optimizers"]["paper-0"]["mean"][150] = None          # diverged on the way
     (tmp_path / "long-300" / "compare.json").write_text(json.dumps(report))
     lines = example["long_table"](str(tmp_path), 300).splitlines()
-    assert lines[0].endswith("on seed 0's 5 test problems")
+    assert lines[0].endswith("on seed 0's 5 test problems; the baselines tuned on 2 validation "
+                             "problems")
     assert "| improved-0 | 0.2 | 2.3 |" in lines
     assert "| improved, mean over seeds | 0.25 ± 0.05 | |" in lines
     assert "| paper-0 | 0.9 | diverged |" in lines

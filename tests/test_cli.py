@@ -323,6 +323,7 @@ def test_compare_takes_a_shipped_optimizer_by_name(tmp_path):
      "--tests gives 1 counts for 2 --horizons"),
     ("beyond_paper.py", ["--paper", "zero=mnist-paper"], "--paper zero=mnist-paper: expected SEED=FILE"),
     ("beyond_paper.py", ["--seeds", "-1"], "--seeds"),
+    ("beyond_paper.py", ["--long", "100", "5", "--ablations"], "--long and --ablations"),
 ])
 def test_the_learned_optimizer_examples_report_mistakes_on_one_line(tmp_path, script, args,
                                                                      named):
