@@ -6,7 +6,8 @@ LSTM state, then `steps` optimizer steps taken `unroll` at a time (truncated bac
 through time). Within an unroll,
 
     grad_t = grad f(theta_t)            read with minigrad.grad: a constant, so no second
-                                        derivatives are ever taken (first order, section 2)
+                                        derivatives are taken (first order, section 2; but
+                                        see the exact meta-gradient below)
     g_t, state = m(grad_t, state; phi)
     theta_{t+1} = theta_t + g_t
     L(phi) = sum_t f(theta_{t+1})       w_t = 1 for every t (eq. 2)
