@@ -103,6 +103,11 @@ def build_parser():
                             "(log-last) or over the last tenth of every horizon of 100, 200, "
                             "500, 1000 ... steps it reaches (log-horizons); default: the "
                             "recipe's")
+        p.add_argument("--second-order", action="store_true", default=None,
+                       help="the exact meta-gradient: the optimizee's gradient stays in the "
+                            "meta-graph, so its dependence on the optimizer's weights is "
+                            "differentiated too (second derivatives of f), where the paper "
+                            "drops it (first order, the default)")
         p.add_argument("--validate-on", choices=VALIDATION_FIGURES,
                        help="the validation figure: the meta-loss (the paper's), the mean loss "
                             "from the training horizon to --validation-steps (late), the mean "

@@ -28,7 +28,7 @@ from .tasks import TASKS
 PURPOSES = {"tune": 1, "test": 2}
 TEST_SPLITS = ("test", "train")      # "validation" is what the baselines are tuned on
 META_OVERRIDES = ("epochs", "meta_lr", "problems_per_update", "average", "objective",
-                  "validate_on", "validation_steps")
+                  "second_order", "validate_on", "validation_steps")
 
 
 def problem_set(family, count, seed, purpose):
@@ -135,6 +135,7 @@ def describe(recipe):
             + (f", {meta.trajectories_per_update} trajectories per meta-update"
                if meta.trajectories_per_update > 1 else "")
             + (f", meta-objective {meta.objective}" if meta.objective != "sum" else "")
+            + (", the exact meta-gradient (second order)" if meta.second_order else "")
             + (f", optimizee randomly scaled by exp(U(-{meta.random_scale}, "
                f"{meta.random_scale}))" if meta.random_scale else "")
             + (", curriculum " + " -> ".join(f"{e} x {n} steps" for n, e in meta.curriculum)
@@ -157,8 +158,8 @@ def train(task, out, *, recipe=None, seed=0, resume=False, force=False, preproce
 
     Meta-training problems come from the task's "train" split, validation problems from its
     "validation" split. preprocess, digits and meta (epochs=, meta_lr=, problems_per_update=,
-    average=, objective=, validate_on=, validation_steps=) override the recipe: see
-    `recipe_settings`.
+    average=, objective=, second_order=, validate_on=, validation_steps=) override the recipe:
+    see `recipe_settings`.
     A folder that already holds a run needs `resume` (continue it; a finished run is left as
     it is) or `force` (start over): see `runs.training_folder`. The checkpoint is also written
     every `checkpoint_every` seconds, and on Ctrl-C (then `MetaTrainingInterrupted` is raised).

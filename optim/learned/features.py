@@ -1,6 +1,15 @@
 """What the optimizer network sees of each gradient coordinate: the preprocessing of the
-paper's appendix A."""
+paper's appendix A, and the running moments of the improved optimizer.
+
+Each comes twice: on arrays, for a gradient that is a constant (first order, the paper's
+section 2, and the plain optimizer), and in Tensor ops (`preprocess_tensor`,
+`Moments.step_tensor`), for a gradient that is itself in the meta-graph (the exact
+meta-gradient, MetaConfig.second_order): the same values, and the inputs' dependence on the
+gradient goes into the graph.
+"""
 import numpy as np
+
+import minigrad.functional as F
 
 
 def preprocess_gradients(grad, p=10.0):
@@ -23,6 +32,25 @@ def preprocess_gradients(grad, p=10.0):
         out[..., 0] = np.where(big, np.log(magnitude) / p, -1.0)
     out[..., 1] = np.where(big, np.sign(grad), np.exp(p) * grad)
     return out
+
+
+def preprocess_tensor(grad, p=10.0):
+    """`preprocess_gradients` in Tensor ops, for a gradient in a graph: the same values, and
+    the derivative of the branch each coordinate takes,
+
+        d/dgrad (log|grad| / p) = 1 / (p grad),   d/dgrad (e^p grad) = e^p,
+
+    the sign and the choice of branch being piecewise constant (derivative zero).
+
+    grad: (n,) tensor; returns an (n, 2) tensor of grad's dtype.
+    """
+    magnitude = grad.abs()
+    big = magnitude.data >= np.exp(-p)
+    # log(1) where the log branch is not taken: log(0) would send 0 * inf = nan back
+    log_magnitude = F.where(big, magnitude, 1.0).log()
+    first = F.where(big, log_magnitude / p, -1.0)
+    second = F.where(big, grad.sign(), grad * np.exp(p))
+    return F.stack([first, second], axis=1)
 
 
 class Moments:
@@ -68,4 +96,26 @@ class Moments:
         x = np.empty((len(g), self.size), self.dtype)
         np.multiply(m / (one - self.betas ** t), scale, out=x[:, :-1])
         np.multiply(g, scale, out=x[:, -1:])
+        return x, (m, v, t)
+
+    def step_tensor(self, grad, state):
+        """`step` in Tensor ops, for a gradient in a graph: the same values, and the inputs and
+        the moments m, v carry their dependence on the gradient (t is a count, a constant).
+        Where v_hat is 0 (a coordinate whose gradient has been exactly 0 so far) sqrt(v_hat)
+        is given derivative 0, as |grad| is at 0, instead of sqrt's infinite one.
+
+        grad: (n,) tensor; state: (m, v, t) tensors. Returns (x (n, len(betas) + 1) tensor,
+        new state as tensors).
+        """
+        m, v, t = state
+        one = self.dtype.type(1)
+        g = grad.reshape(-1, 1)
+        t = t + one
+        m = m * self.betas + g * (one - self.betas)
+        v = v * self.beta2 + (g * g) * (one - self.beta2)
+        v_hat = v / (one - self.beta2 ** t.data)
+        seen = v_hat.data > 0
+        root = F.where(seen, F.where(seen, v_hat, one).sqrt(), 0.0)
+        scale = one / (root + self.eps)
+        x = F.concat([m / (one - self.betas ** t.data) * scale, g * scale], axis=1)
         return x, (m, v, t)

@@ -6,7 +6,8 @@ LSTM state, then `steps` optimizer steps taken `unroll` at a time (truncated bac
 through time). Within an unroll,
 
     grad_t = grad f(theta_t)            read with minigrad.grad: a constant, so no second
-                                        derivatives are ever taken (first order, section 2)
+                                        derivatives are taken (first order, section 2; but
+                                        see the exact meta-gradient below)
     g_t, state = m(grad_t, state; phi)
     theta_{t+1} = theta_t + g_t
     L(phi) = sum_t f(theta_{t+1})       w_t = 1 for every t (eq. 2)
@@ -17,6 +18,12 @@ the unroll; theta and the state are carried to the next unroll detached.
 
 Summing f(theta_0) as well (the official code does) changes the reported value but not the
 meta-gradient: theta_0 of an unroll never depends on phi once detached.
+
+The exact meta-gradient (MetaConfig.second_order, not the paper's): grad_t is read with
+minigrad.grad(..., create_graph=True) and fed to the network as a tensor, so the meta-gradient
+also flows from grad_t back through theta_t (the Hessian of f times d theta_t / d phi); the
+network then computes its inputs in Tensor ops (`features.preprocess_tensor`,
+`Moments.step_tensor`). Within an unroll nothing is dropped; the truncation stays.
 
 Options beyond the paper (MetaConfig): several problems side by side per trajectory, a running
 average of phi for validation and saving, validation past the training horizon, the log
@@ -65,10 +72,16 @@ class Trajectory:
     `CoordinateLayout`, and steps by `propose`, as in the plain `LearnedOptimizer`:
     theta[name] is a (n_name,) tensor and state[name] the network's (h, c) per layer.
     `params()` gives the problem its parameter tensors back in its own order and shapes.
+    grad[name] is an array, a constant, except with `second_order` after a step in the
+    meta-graph (`advance`), where it is a tensor in the meta-graph (the exact meta-gradient).
     """
 
-    def __init__(self, problem, networks, theta0, assign=None, default=None, carry=None):
+    def __init__(self, problem, networks, theta0, assign=None, default=None, carry=None,
+                 second_order=False):
         self.problem = problem
+        self.second_order = second_order
+        if second_order:
+            check_second_order(networks, theta0)
         self.layout = CoordinateLayout([p.shape for p in theta0], networks, assign, default)
         if carry is not None:                # go on where `carry()` left another copy
             self.step, theta, state, self.grad = carry
@@ -94,20 +107,21 @@ class Trajectory:
     def params(self):
         return self.layout.split(self.theta)
 
-    def evaluate(self):
-        """f(theta) at the current step, and its gradient per network as constant arrays."""
+    def evaluate(self, in_graph=False):
+        """f(theta) at the current step, and its gradient per network: constant arrays, or,
+        `in_graph`, tensors that keep the graph of their computation from theta."""
         loss = self.problem.loss(self.params(), self.step)
         names = list(self.theta)
-        grads = mg.grad(loss, [self.theta[n] for n in names])
+        grads = mg.grad(loss, [self.theta[n] for n in names], create_graph=in_graph)
         return loss, dict(zip(names, grads))
 
     def advance(self, networks):
         """One optimizer step: theta += m(grad f(theta)); returns f at the new theta (a tensor in
-        the meta-graph)."""
+        the meta-graph). With second_order, the new gradient stays in the meta-graph."""
         updates, self.state = propose(networks, self.grad, self.state)
         self.theta = {name: theta + updates[name] for name, theta in self.theta.items()}
         self.step += 1
-        self.loss, self.grad = self.evaluate()
+        self.loss, self.grad = self.evaluate(in_graph=self.second_order)
         return self.loss
 
     def coast(self, networks, length):
@@ -130,6 +144,22 @@ class Trajectory:
         self.theta = {name: mg.Tensor(t.data, requires_grad=True, dtype=t.dtype)
                       for name, t in self.theta.items()}
         self.state = {name: detach_state(s) for name, s in self.state.items()}
+        self.grad = {name: g.data if isinstance(g, mg.Tensor) else g
+                     for name, g in self.grad.items()}
+
+
+def check_second_order(networks, theta0):
+    """Raise ValueError unless every network has the optimizee's dtype: the exact
+    meta-gradient feeds the gradient to the networks inside the meta-graph, and the engine has
+    no differentiable cast between dtypes."""
+    dtypes = {np.dtype(a.dtype) for a in theta0}
+    other = {name: str(net.dtype) for name, net in networks.items()
+             if {net.dtype} != dtypes}
+    if other:
+        raise ValueError(f"MetaConfig.second_order: the optimizee's parameters are "
+                         f"{sorted(map(str, dtypes))} and networks {other}; the exact "
+                         f"meta-gradient needs the networks in the optimizee's dtype (the "
+                         f"gradient enters them inside the meta-graph, where nothing casts it)")
 
 
 _networks_here = {}      # network configurations (JSON) -> networks, built once per process
@@ -139,11 +169,11 @@ def unroll_job(job):
     """One unroll of one of the trajectories of a meta-update (MetaConfig.trajectories_per_update),
     in whatever process runs it. job = (weights {name: state dict}, configs {name: NetworkConfig
     JSON}, assign, problem (a ProblemRef or a (problem, theta_0) pair), scale (None, or (spread,
-    seed) for `random_scales`), (length, trajectory length), objective, carry (None at the
-    start)). Returns (meta-loss, meta-gradient arrays in the order of MetaTrainer.params,
-    carry); (0.0, None, carry) for an unroll the objective does not weigh (run without a
-    graph); (meta-loss, None, None) when the loss is no longer finite."""
-    weights, configs, assign, problem, scale, (length, total), objective, carry = job
+    seed) for `random_scales`), (length, trajectory length), objective, second_order, carry
+    (None at the start)). Returns (meta-loss, meta-gradient arrays in the order of
+    MetaTrainer.params, carry); (0.0, None, carry) for an unroll the objective does not weigh
+    (run without a graph); (meta-loss, None, None) when the loss is no longer finite."""
+    weights, configs, assign, problem, scale, (length, total), objective, second_order, carry = job
     key = json.dumps(configs, sort_keys=True)
     if key not in _networks_here:
         _networks_here[key] = {name: CoordinatewiseLSTM(NetworkConfig.from_json(config))
@@ -156,7 +186,8 @@ def unroll_job(job):
         problem = ScaledProblem(problem, random_scales(np.random.default_rng(scale[1]), theta0,
                                                        scale[0]))
         theta0 = problem.start(theta0)
-    trajectory = Trajectory(problem, networks, theta0, assign, carry=carry)
+    trajectory = Trajectory(problem, networks, theta0, assign, carry=carry,
+                            second_order=second_order)
     if not weighs(objective, trajectory.step, length, total):
         losses = trajectory.coast(networks, length)
         if not np.all(np.isfinite(losses)):
@@ -292,6 +323,11 @@ class MetaConfig:
         so the large early losses do not drown the late ones, which long horizons need; or
         "log-ramp", the sum of (t / T) log f(theta_t) over a trajectory of T steps: the later a
         step, the more it counts, towards where the run ends.
+    second_order: the exact meta-gradient (not the paper's): the optimizee's gradient grad_t
+        stays in the meta-graph (minigrad.grad with create_graph), so the meta-gradient also
+        flows through its dependence on phi, which the paper drops (d grad_t / d phi = 0,
+        section 2). Costs second derivatives of f; the networks must have the optimizee's
+        dtype. False (the paper's first order) by default.
     random_scale: if set, each meta-training problem is seen through random units
         (`ScaledProblem`): f(c * theta), c = exp(U(-random_scale, random_scale)) per coordinate.
     curriculum: if set, ((steps, epochs), ...): meta-training in stages of longer and longer
@@ -317,6 +353,7 @@ class MetaConfig:
     validate_on: str = "meta-loss"
     validation_steps: int = None
     objective: str = "sum"
+    second_order: bool = False
     random_scale: float = None
     curriculum: tuple = None
     max_failures: int = 10
@@ -349,6 +386,8 @@ class MetaConfig:
                 f"validate_on must be one of {VALIDATION_FIGURES}, got {self.validate_on!r}")
         require(self.objective in OBJECTIVES,
                 f"objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
+        require(isinstance(self.second_order, bool),
+                f"second_order must be True or False, got {self.second_order!r}")
         require(self.random_scale is None or self.random_scale > 0,
                 f"random_scale must be positive, got {self.random_scale!r}")
         if self.curriculum is not None:
@@ -454,7 +493,8 @@ class MetaTrainer:
         meta-loss of each unroll (floats)."""
         config = self.config
         trajectory = Trajectory(problem, self.networks, theta0,
-                                self.assign if assign is None else assign)
+                                self.assign if assign is None else assign,
+                                second_order=config.second_order)
         unroll_losses = []
         total = steps or config.steps
         for _ in range(total // config.unroll):
@@ -499,7 +539,8 @@ class MetaTrainer:
             weighed = weighs(config.objective, u * config.unroll, config.unroll, total)
             weights = {name: net.state_dict() for name, net in self.networks.items()}
             jobs = [(weights, configs, self.assign, problems[k], scales[k],
-                     (config.unroll, total), config.objective, carries[k]) for k in running]
+                     (config.unroll, total), config.objective, config.second_order, carries[k])
+                    for k in running]
             results = (self.runner or Runner()).map(unroll_job, jobs, progress=False)
             summed, values = None, []
             for k, (value, grads, carry) in zip(list(running), results):

@@ -17,7 +17,7 @@ import minigrad.functional as F
 from minigrad import nn
 from minigrad.io import prefixed, read_npz, unprefixed, write_npz
 
-from .features import Moments, preprocess_gradients
+from .features import Moments, preprocess_gradients, preprocess_tensor
 
 FORMAT_VERSION = 1
 
@@ -127,8 +127,8 @@ class CoordinatewiseLSTM(nn.Module):
     linear in the (preprocessed) gradient.
 
     The state is a list of tuples of (n_coords, .) tensors: (h, c) for each layer, then, for
-    inputs "moments" or output "adam", the moments (m, v, t) (constants: they depend on the
-    gradients only).
+    inputs "moments" or output "adam", the moments (m, v, t) (they depend on the gradients
+    only: constants, unless the gradients are tensors in the meta-graph).
     """
 
     def __init__(self, config=NetworkConfig()):
@@ -165,22 +165,31 @@ class CoordinatewiseLSTM(nn.Module):
         return state
 
     def forward(self, grad, state):
-        """grad: (n,) array of gradient coordinates (a constant: first order, section 2).
-        state: from `initial_state` or the previous call. Returns (update (n,) tensor, state)."""
+        """grad: (n,) gradient coordinates, an array (a constant: first order, section 2) or a
+        tensor of the network's dtype in the meta-graph (the exact meta-gradient,
+        MetaConfig.second_order), whose inputs are then computed in Tensor ops so that the
+        meta-gradient also flows through grad. state: from `initial_state` or the previous
+        call. Returns (update (n,) tensor, state)."""
         config = self.config
         new_state = []
-        if self.moments is not None:
+        in_graph = isinstance(grad, mg.Tensor)
+        if self.moments is not None and in_graph:
+            moment_inputs, moments = self.moments.step_tensor(grad, state[-1])
+            moments = [moments]
+        elif self.moments is not None:
             moment_inputs, moments = self.moments.step(grad, [a.data for a in state[-1]])
             moments = [tuple(mg.Tensor(a, dtype=self.dtype) for a in moments)]
         if config.inputs == "moments":
             x = moment_inputs
         elif config.preprocess:
-            x = preprocess_gradients(grad, config.preprocess_p)
+            preprocess = preprocess_tensor if in_graph else preprocess_gradients
+            x = preprocess(grad, config.preprocess_p)
         else:
             x = grad.reshape(-1, 1)
         if config.inputs == "both":
-            x = np.concatenate([moment_inputs, x], axis=1)
-        x = mg.Tensor(x, dtype=self.dtype)
+            x = (F.concat if in_graph else np.concatenate)([moment_inputs, x], axis=1)
+        if not in_graph:
+            x = mg.Tensor(x, dtype=self.dtype)
         for cell, (h, c) in zip(self.cells, state):
             h, c = F.lstm_cell(x, h, c, cell.weight, cell.bias)
             new_state.append((h, c))

@@ -75,14 +75,18 @@ class CoordinateLayout:
 def propose(networks, grads, states):
     """One step of every network: its update g_t from its gradient vector (paper, eq. 3).
 
-    grads: {name: (n_name,) array}, cast to the network's dtype; states: {name: its LSTM state}.
-    Returns ({name: (n_name,) update tensor}, {name: new state}). In grad mode, within the
-    meta-graph, the updates depend on the networks' weights; under no_grad they are constants.
+    grads: {name: (n_name,) array}, cast to the network's dtype, or, for the exact
+    meta-gradient, a tensor in the meta-graph of the network's dtype (passed as it is);
+    states: {name: its LSTM state}. Returns ({name: (n_name,) update tensor}, {name: new
+    state}). In grad mode, within the meta-graph, the updates depend on the networks' weights;
+    under no_grad they are constants.
     """
     updates, new_states = {}, {}
     for name, grad in grads.items():
         net = networks[name]
-        updates[name], new_states[name] = net(grad.astype(net.dtype, copy=False), states[name])
+        if not isinstance(grad, mg.Tensor):
+            grad = grad.astype(net.dtype, copy=False)
+        updates[name], new_states[name] = net(grad, states[name])
     return updates, new_states
 
 
