@@ -20,3 +20,18 @@ def rng():
 def tensor64(rng, shape, low=-1.0, high=1.0):
     """A float64 leaf requiring grad, with values in [low, high)."""
     return mg.Tensor(rng.uniform(low, high, shape), requires_grad=True, dtype=np.float64)
+
+
+@pytest.fixture
+def meta_configs(monkeypatch):
+    """The MetaConfig of every meta-training the test starts, in order (experiments.MetaTrainer
+    is wrapped to record it)."""
+    from optim.learned import experiments
+    configs = []
+
+    class Recording(experiments.MetaTrainer):
+        def __init__(self, networks, family, config, *args, **kwargs):
+            configs.append(config)
+            super().__init__(networks, family, config, *args, **kwargs)
+    monkeypatch.setattr(experiments, "MetaTrainer", Recording)
+    return configs

@@ -250,14 +250,8 @@ def test_a_run_can_override_the_recipes_options(monkeypatch):
 
 
 def test_the_objective_and_validation_figure_given_to_train_reach_meta_training(tmp_path,
-                                                                               monkeypatch):
-    configs = []
-
-    class Recording(experiments.MetaTrainer):
-        def __init__(self, networks, family, config, *args, **kwargs):
-            configs.append(config)
-            super().__init__(networks, family, config, *args, **kwargs)
-    monkeypatch.setattr(experiments, "MetaTrainer", Recording)
+                                                                               meta_configs):
+    configs = meta_configs
     cli.main(["train", "--task", "quadratic", "--out", str(tmp_path), "--epochs", "1",
               "--objective", "log-horizons", "--validate-on", "horizons", "--workers", "1"])
     (config,) = configs

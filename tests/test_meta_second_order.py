@@ -9,7 +9,7 @@ import minigrad as mg
 from models.problems import MNISTFamily, QuadraticFamily
 from optim.learned import (CoordinatewiseLSTM, MetaConfig, MetaTrainer, NetworkConfig,
                            preprocess_gradients)
-from optim.learned import cli, experiments
+from optim.learned import cli
 from optim.learned.features import Moments, preprocess_tensor
 from optim.learned.meta import Trajectory, unroll
 
@@ -226,14 +226,8 @@ def test_second_order_is_a_meta_config_setting_checked_as_the_others():
         MetaConfig(second_order=1).check()
 
 
-def test_the_second_order_flag_reaches_meta_training(tmp_path, monkeypatch):
-    configs = []
-
-    class Recording(experiments.MetaTrainer):
-        def __init__(self, networks, family, config, *args, **kwargs):
-            configs.append(config)
-            super().__init__(networks, family, config, *args, **kwargs)
-    monkeypatch.setattr(experiments, "MetaTrainer", Recording)
+def test_the_second_order_flag_reaches_meta_training(tmp_path, meta_configs):
+    configs = meta_configs
     cli.main(["train", "--task", "quadratic", "--out", str(tmp_path / "exact"), "--epochs", "1",
               "--second-order", "--workers", "1"])
     cli.main(["train", "--task", "quadratic", "--out", str(tmp_path / "first"), "--epochs", "1",
