@@ -25,7 +25,10 @@ side, in OUT/long-STEPS; tuning the baselines for 10,000 steps is most of its co
 ingredients taken out in turn (`optim.learned.tasks.ABLATIONS`), trained into
 OUT/seed-S/ablations/without-X, and compared with the improved optimizer of the seed (trained
 as above) at 100 steps (100 test problems), 1,000 steps (20) and on the ReLU net (100 steps), in
-OUT/seed-S/ablations/{mnist-100, mnist-1000, mnist-relu-100}.
+OUT/seed-S/ablations/{mnist-100, mnist-1000, mnist-relu-100}. `--ablations X Y` takes out only
+the ingredients named, one at a time (the comparisons then hold only those; in the same OUT, a
+later call with other ingredients stops with an error at its first comparison, which would
+replace one already run).
 
 `--paper S=FILE` takes seed S's paper optimizer from FILE instead of training it (e.g.
 `--paper 0=mnist-paper`, the shipped one, which is that run), and `--improved S=FILE` likewise
@@ -171,14 +174,15 @@ def train_improved(seed, folder, runner):
     return os.path.join(folder, "improved", "optimizer.npz")
 
 
-def run_ablation(seed, out, runner, improved=None):
+def run_ablation(seed, out, runner, improved=None, ingredients=None):
     """Train (or resume) the improved recipe (unless `improved` gives its file) and each
-    ablation of it for one seed, then every comparison of ABLATION_COMPARISONS not yet done (all
-    of them side by side, so the baselines are tuned once per comparison)."""
+    ablation of it for one seed (those of `ingredients`, default all of ABLATIONS), then every
+    comparison of ABLATION_COMPARISONS not yet done (all of them side by side, so the baselines
+    are tuned once per comparison)."""
     folder = os.path.join(out, f"seed-{seed}")
     start = time.perf_counter()
     optimizers = {"improved": improved or train_improved(seed, folder, runner)}
-    for ingredient in ABLATIONS:
+    for ingredient in ingredients or ABLATIONS:
         name = f"without-{ingredient}"
         experiments.train("mnist", os.path.join(folder, "ablations", name),
                           recipe=f"improved-{name}", seed=seed, resume=True, runner=runner)
@@ -202,7 +206,10 @@ def ablation_table(out, seeds):
     lines = [title, "", "| optimizer | " + " | ".join(
         f"{label} (seeds {', '.join(map(str, sorted(runs)))})" for label, _, runs in found) + " |",
              "|---|" + "---|" * len(found)]
-    for name in ("improved", *(f"without-{ingredient}" for ingredient in ABLATIONS)):
+    ablated = [ingredient for ingredient in ABLATIONS
+               if any(f"without-{ingredient}" in report["optimizers"]
+                      for _, _, runs in found for report in runs.values())]
+    for name in ("improved", *(f"without-{ingredient}" for ingredient in ablated)):
         lines.append(f"| {name} | " + " | ".join(
             cell([final(report, name, steps) for report in runs.values()])
             for _, steps, runs in found) + " |")
@@ -212,7 +219,7 @@ def ablation_table(out, seeds):
                                    for report in runs.values()})) + ")"
         for _, steps, runs in found) + " |")
     lines += ["", "What each ablation takes out:", ""]
-    lines += [f"- without-{ingredient}: {what}" for ingredient, what in ABLATIONS.items()]
+    lines += [f"- without-{ingredient}: {ABLATIONS[ingredient]}" for ingredient in ablated]
     return "\n".join(lines)
 
 
@@ -358,9 +365,11 @@ def main(argv=None):
     parser.add_argument("--tests", type=integer(1), nargs="+", default=list(TESTS),
                         help="test problems at each horizon (default "
                              f"{' '.join(map(str, TESTS))})")
-    parser.add_argument("--ablations", action="store_true",
+    parser.add_argument("--ablations", nargs="*", metavar="INGREDIENT",
                         help="run the ablation of the improved recipe for each seed instead of "
-                             "the comparisons at --horizons and on the generalisation nets")
+                             "the comparisons at --horizons and on the generalisation nets: "
+                             "every ingredient, or those named (of "
+                             f"{', '.join(ABLATIONS)})")
     parser.add_argument("--long", type=integer(1), nargs=2, metavar=("STEPS", "TESTS"),
                         help="run one comparison at STEPS steps on TESTS test problems of the "
                              "first seed, every seed's optimizers side by side, into "
@@ -374,7 +383,11 @@ def main(argv=None):
                         help="processes for the independent runs and the side-by-side "
                              f"trajectories (default: the cores, {default_workers()})")
     args = parser.parse_args(argv)
-    if args.long and args.ablations:
+    unknown = [name for name in args.ablations or () if name not in ABLATIONS]
+    if unknown:
+        raise UsageError(f"--ablations {' '.join(unknown)}: the improved recipe's ingredients "
+                         f"are {', '.join(ABLATIONS)}")
+    if args.long and args.ablations is not None:
         raise UsageError("--long and --ablations are two different runs: give one of them")
     if len(args.tests) != len(args.horizons):
         raise UsageError(f"--tests gives {len(args.tests)} counts for {len(args.horizons)} "
@@ -386,8 +399,8 @@ def main(argv=None):
         try:
             with experiments.open_runner(args.workers) as runner:
                 for seed in ([] if args.long else args.seeds):
-                    if args.ablations:
-                        run_ablation(seed, args.out, runner, improved.get(seed))
+                    if args.ablations is not None:
+                        run_ablation(seed, args.out, runner, improved.get(seed), args.ablations)
                     else:
                         run_seed(seed, args.out, paper.get(seed), args.horizons, args.tests,
                                  runner, args.without_paper, improved.get(seed))

@@ -114,6 +114,38 @@ def test_a_seed_given_both_optimizers_trains_nothing_and_compares_the_files(exam
     assert compared[-1]["improved"] == "improved.npz"
 
 
+def test_an_ablation_of_some_ingredients_trains_and_compares_only_those(example, tmp_path):
+    calls = []
+    experiments = example["experiments"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(experiments, "train", lambda task, out, **kw: calls.append(
+            ("train", kw["recipe"])))
+        patch.setitem(example["run_ablation"].__globals__, "compare_once",
+                      lambda task, optimizers, folder, **kw: calls.append(
+                          ("compare", sorted(optimizers))))
+        example["run_ablation"](0, str(tmp_path), runner=None, improved="improved.npz",
+                                ingredients=["pairs", "adam-output"])
+    assert calls[:2] == [("train", "improved-without-pairs"),
+                         ("train", "improved-without-adam-output")]
+    assert calls[2:] == [("compare", ["improved", "without-adam-output", "without-pairs"])] * 3
+
+
+def test_the_ablation_table_lists_only_the_ablations_run(example, tmp_path):
+    write_report(tmp_path / "seed-0" / "ablations" / "mnist-100",
+                 {"improved": 0.27, "without-pairs": 0.31, **BASELINES})
+    lines = example["ablation_table"](str(tmp_path), [0]).splitlines()
+    assert "| without-pairs | 0.31 |" in lines
+    assert not any(line.startswith(("| without-moments", "- without-moments")) for line in lines)
+    assert f"- without-pairs: {tasks.ABLATIONS['pairs']}" in lines
+
+
+def test_an_unknown_ingredient_is_named_before_anything_runs(example, tmp_path):
+    with pytest.raises(example["UsageError"], match="--ablations momentum: the improved recipe's "
+                                                    "ingredients are moments, adam-output"):
+        example["main"](["--ablations", "momentum", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_given_optimizer_must_be_seed_equals_file(example):
     given = example["given_optimizers"]
     assert given("--improved", ["1=mnist"], "0=mnist")[1].endswith("mnist.npz")
