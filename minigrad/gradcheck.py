@@ -81,7 +81,7 @@ def _float64_output(fn, inputs, who):
     return out
 
 
-def _differences(scalar, data, eps):
+def central_differences(scalar, data, eps):
     """Central differences of scalar() in each element of `data`, which is perturbed in place,
     element by element, whatever its layout."""
     numeric = np.zeros(data.shape)
@@ -120,7 +120,7 @@ def _check(fn, inputs, eps, atol, rtol, seed):
 
     analytic = grad((out * weights).sum(), inputs)
     for i, (t, exact) in enumerate(zip(inputs, analytic)):
-        _assert_close(exact, _differences(scalar, t.data, eps), atol, rtol,
+        _assert_close(exact, central_differences(scalar, t.data, eps), atol, rtol,
                       f"gradcheck: input {i} of shape {t.shape}")
     return True
 
@@ -146,9 +146,9 @@ def _check_second(fn, inputs, eps, atol, rtol, seed):
     s = sum((g * ui).sum() for g, ui in zip(gradients, u))
     *analytic, analytic_w = grad(s, inputs + [w])
     for i, (t, exact) in enumerate(zip(inputs, analytic)):
-        _assert_close(exact, _differences(scalar, t.data, eps), atol, rtol,
+        _assert_close(exact, central_differences(scalar, t.data, eps), atol, rtol,
                       f"gradgradcheck: second derivatives in input {i} of shape {t.shape}")
-    _assert_close(analytic_w, _differences(scalar, w.data, eps), atol, rtol,
+    _assert_close(analytic_w, central_differences(scalar, w.data, eps), atol, rtol,
                   f"gradgradcheck: derivatives of the gradient in the output's gradient, shape "
                   f"{out.shape}")
     return True

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad.gradcheck import central_differences
 from models.problems import MNISTFamily, QuadraticFamily
 from optim.learned import (CoordinatewiseLSTM, MetaConfig, MetaTrainer, NetworkConfig,
                            preprocess_gradients)
@@ -63,26 +64,13 @@ def meta_loss_and_gradient(net, problem, theta0, second_order):
     return meta_loss.item(), [p.grad.copy() for p in net.parameters()]
 
 
-def central_differences(net, problem, theta0, eps=1e-6):
+def meta_loss_differences(net, problem, theta0, eps=1e-6):
     """d meta-loss / d phi by central differences, each gradient grad_t computed afresh at the
     perturbed theta_t: nothing held constant."""
     def meta_loss():
         return unroll({"all": net}, Trajectory(problem, {"all": net}, theta0), STEPS).item()
 
-    differences = []
-    for p in net.parameters():
-        numeric = np.zeros_like(p.data)
-        flat = p.data.reshape(-1)
-        for k in range(flat.size):
-            original = flat[k]
-            flat[k] = original + eps
-            up = meta_loss()
-            flat[k] = original - eps
-            down = meta_loss()
-            flat[k] = original
-            numeric.flat[k] = (up - down) / (2 * eps)
-        differences.append(numeric)
-    return differences
+    return [central_differences(meta_loss, p.data, eps) for p in net.parameters()]
 
 
 def relative_difference(a, b):
@@ -100,7 +88,7 @@ def test_the_exact_meta_gradient_matches_central_differences_of_the_meta_loss(pr
     net = network(network_name)
     exact_value, exact = meta_loss_and_gradient(net, problem, theta0, second_order=True)
     first_value, first_order = meta_loss_and_gradient(net, problem, theta0, second_order=False)
-    numeric = central_differences(net, problem, theta0)
+    numeric = meta_loss_differences(net, problem, theta0)
     assert exact_value == first_value             # the same forward pass
     assert max(np.abs(g).max() for g in exact) > 1e-3          # not vacuously small
     for exact_p, numeric_p in zip(exact, numeric):
