@@ -69,6 +69,30 @@ def test_adam_output_is_the_nominal_adam_step_rescaled_and_corrected():
     np.testing.assert_allclose(update.data, expected, rtol=1e-12)
 
 
+
+def test_the_adam_terms_are_the_scale_and_the_correction_of_the_update():
+    net = CoordinatewiseLSTM(replace(IMPROVED, dtype="float64"))
+    net.out_weight.data[...] = np.random.default_rng(2).normal(size=net.out_weight.shape)
+    grad = np.array([0.5, -2.0, 1e-3])
+    out, moment_inputs, state = net.head(grad, net.initial_state(3))
+    scale, correction = net.adam_terms(out)
+    a, b = out.data.T
+    np.testing.assert_allclose(scale.data, np.exp(math.log(10) * np.tanh(a)), rtol=1e-12)
+    np.testing.assert_allclose(correction.data, np.tanh(b), rtol=1e-12)
+    assert np.all((scale.data >= 0.1) & (scale.data <= 10))
+    direction = grad / (np.abs(grad) + 1e-8)           # the first step's Adam direction
+    update = net.update_of(out, moment_inputs)
+    np.testing.assert_allclose(update.data, -0.01 * (scale.data * direction + correction.data),
+                               rtol=1e-12)
+    whole, whole_state = net(grad, net.initial_state(3))   # forward is head, then update_of
+    np.testing.assert_array_equal(whole.data, update.data)
+    for part, whole_part in zip(state, whole_state):
+        for t, u in zip(part, whole_part):
+            np.testing.assert_array_equal(t.data, u.data)
+    paper = CoordinatewiseLSTM(NetworkConfig(layers=(3,)))
+    with pytest.raises(ValueError, match="adam_terms: the network's output is 'update'"):
+        paper.adam_terms(paper.head(grad, paper.initial_state(3))[0])
+
 def test_at_the_start_the_improved_optimizer_is_adam_at_its_nominal_learning_rate():
     rng = np.random.default_rng(0)
     target = rng.normal(size=(4, 5)).astype(np.float32)

@@ -170,6 +170,14 @@ class CoordinatewiseLSTM(nn.Module):
         MetaConfig.second_order), whose inputs are then computed in Tensor ops so that the
         meta-gradient also flows through grad. state: from `initial_state` or the previous
         call. Returns (update (n,) tensor, state)."""
+        out, moment_inputs, new_state = self.head(grad, state)
+        return self.update_of(out, moment_inputs), new_state
+
+    def head(self, grad, state):
+        """The network up to its output layer: (out (n, output_size) tensor, the moment
+        inputs (n, len(betas) + 1) (None without moments), the new state), for `forward`'s
+        arguments. `update_of` turns out into the update; examples/what_it_learned.py reads
+        out itself."""
         config = self.config
         new_state = []
         in_graph = isinstance(grad, mg.Tensor)
@@ -195,15 +203,29 @@ class CoordinatewiseLSTM(nn.Module):
             new_state.append((h, c))
             x = h
         out = F.linear(x, self.out_weight, self.out_bias)
-        if config.output == "adam":
-            direction = moment_inputs[:, config.betas.index(0.9)]
-            scale = (out[:, 0].tanh() * config.lr_range).exp()
-            update = (scale * direction + out[:, 1].tanh()) * -config.lr
-        else:
-            update = (out * config.output_scale).reshape(-1)
         if self.moments is not None:
             new_state += moments
-        return update, new_state
+        else:
+            moment_inputs = None
+        return out, moment_inputs, new_state
+
+    def update_of(self, out, moment_inputs):
+        """The update (n,) tensor that the output `out` of `head` proposes."""
+        config = self.config
+        if config.output == "adam":
+            scale, correction = self.adam_terms(out)
+            direction = moment_inputs[:, config.betas.index(0.9)]
+            return (scale * direction + correction) * -config.lr
+        return (out * config.output_scale).reshape(-1)
+
+    def adam_terms(self, out):
+        """For output "adam", the two terms of the update that the output `out` = (a, b) of
+        `head` makes: the factor exp(lr_range tanh a) on Adam's step and the correction
+        tanh b, both (n,) tensors."""
+        if self.config.output != "adam":
+            raise ValueError(f"adam_terms: the network's output is {self.config.output!r}; "
+                             f"only output 'adam' has a scale and a correction")
+        return (out[:, 0].tanh() * self.config.lr_range).exp(), out[:, 1].tanh()
 
     def extra_repr(self):
         config = self.config
