@@ -2,6 +2,7 @@
 
     python examples/what_it_learned.py                  # the shipped "mnist", 2 problems, 3,000 steps
     python examples/what_it_learned.py --optimizer runs/lh-0/optimizer.npz --steps 1000
+    python examples/what_it_learned.py --steps 10000 --zero-correction-from 1000   # without c
 
 The improved optimizer's update of each coordinate is (docs/optimizers.md)
 
@@ -14,7 +15,8 @@ steps, the loss (mean over the 10 steps up to there, for minibatch noise), the m
 10th and 90th percentiles of s over the coordinates, the median and 90th percentile of |c|, and
 the mean of c. Then Adam on the same problems: at lr times the median s of the last reported
 step (the Adam the optimizer has become, if s is about constant and c about zero) and at the
---adam-lrs, so the losses can be set side by side.
+--adam-lrs, so the losses can be set side by side. --zero-correction-from T runs the same
+network with c set to 0 from step T on, to show what the correction does.
 """
 import os
 
@@ -36,10 +38,20 @@ from optim.learned.problem_sets import ProblemRef  # noqa: E402
 
 
 class Recorder(CoordinatewiseLSTM):
-    """The network as it is, keeping the (s, c) of its last step as arrays in `terms`."""
+    """The network as it is, keeping the (s, c) of its last step as arrays in `terms`; with
+    `zero_correction_from` = T, its correction c is set to 0 from the step that makes
+    theta_{T+1} on (counting the steps since `restart`), to see what c does after T."""
+
+    zero_correction_from = None
+
+    def restart(self):
+        self.steps = 0
 
     def forward(self, grad, state):
         out, moment_inputs, state = self.head(grad, state)
+        if self.zero_correction_from is not None and self.steps >= self.zero_correction_from:
+            out = out * np.array([1, 0], out.dtype)       # b = 0, so c = tanh b = 0
+        self.steps += 1
         self.terms = tuple(term.data for term in self.adam_terms(out))
         return self.update_of(out, moment_inputs), state
 
@@ -73,6 +85,7 @@ def run(network, problem, theta0, steps, report):
     gives theta_t} for t in report): the learned optimizer exactly as `learned_losses` runs it."""
     params = [mg.Tensor(p, requires_grad=True, dtype=p.dtype) for p in theta0]
     optimizer = LearnedOptimizer(params, network)
+    network.restart()
     losses, terms = np.full(steps + 1, np.nan), {}
     for step in range(steps + 1):
         loss = problem.loss(params, step)
@@ -111,15 +124,22 @@ def main(argv=None):
                         default=[0.0215, 0.00464], help="Adam's learning rates to run beside "
                         "it (default: 0.0215 and 0.00464, tuned for 100 and 10,000 steps on "
                         "seed 0's validation problems)")
+    parser.add_argument("--zero-correction-from", type=integer(0), metavar="T",
+                        help="set the correction c to 0 from step T on (0: throughout), to "
+                             "see what it does (default: leave it)")
     args = parser.parse_args(argv)
     network = recorder(args.optimizer)
+    network.zero_correction_from = args.zero_correction_from
     report = sorted({t for t in args.report if t <= args.steps})
     if not report:
         raise UsageError(f"--report: no step within --steps {args.steps}")
     config = network.config
     refs = ProblemRef.all(problem_source("mnist", "validation", args.problems, args.seed, "tune"))
     print(f"{args.optimizer}: update -lr (s d + c), lr {config.lr:g}, s in "
-          f"[{np.exp(-config.lr_range):.3g}, {np.exp(config.lr_range):.3g}]; {args.problems} "
+          f"[{np.exp(-config.lr_range):.3g}, {np.exp(config.lr_range):.3g}]"
+          + ("" if args.zero_correction_from is None
+             else f", c set to 0 from step {args.zero_correction_from}")
+          + f"; {args.problems} "
           f"MNIST validation problems (seed {args.seed}), {args.steps} steps")
     learned, last_scale = [], []
     for i, ref in enumerate(refs):

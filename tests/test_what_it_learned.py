@@ -59,3 +59,15 @@ def test_it_reads_only_an_optimizer_with_the_adam_output(example, tmp_path):
         example["recorder"](str(tmp_path / "two.npz"))
     with pytest.raises(Exception, match="--optimizer nope"):
         example["recorder"]("nope")
+
+
+def test_zeroing_the_correction_from_a_step_changes_the_run_only_from_there(example, tmp_path):
+    trained_looking(tmp_path / "opt.npz")
+    problem, theta0 = ProblemRef.all(problem_source("mnist", "validation", 1, 0, "tune"))[0].pair()
+    recorder = example["recorder"](str(tmp_path / "opt.npz"))
+    whole, _ = example["run"](recorder, problem, theta0, 6, [])
+    recorder.zero_correction_from = 3
+    cut, terms = example["run"](recorder, problem, theta0, 6, [3, 4])
+    np.testing.assert_array_equal(cut[:4], whole[:4])     # theta_0..theta_3 made with c
+    assert not np.array_equal(cut[4:], whole[4:])
+    assert np.any(terms[3][1] != 0) and np.all(terms[4][1] == 0)
