@@ -27,13 +27,11 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-import minigrad as mg  # noqa: E402
 from minigrad.cli import ArgumentParser, UsageError, integer, real, run_command  # noqa: E402
-from optim.learned import LearnedOptimizer  # noqa: E402
 from optim.learned.evaluation import baseline_losses  # noqa: E402
 from optim.learned.experiments import problem_source  # noqa: E402
 from optim.learned.network import CoordinatewiseLSTM  # noqa: E402
-from optim.learned.optimizer import resolve_networks  # noqa: E402
+from optim.learned.optimizer import learned_losses, resolve_networks  # noqa: E402
 from optim.learned.problem_sets import ProblemRef  # noqa: E402
 
 
@@ -82,21 +80,15 @@ def smoothed(losses, step):
 
 def run(network, problem, theta0, steps, report):
     """(losses f(theta_0..theta_steps), {t: (s, c) of the update made at step t - 1, which
-    gives theta_t} for t in report): the learned optimizer exactly as `learned_losses` runs it."""
-    params = [mg.Tensor(p, requires_grad=True, dtype=p.dtype) for p in theta0]
-    optimizer = LearnedOptimizer(params, network)
+    gives theta_t} for t in report): the learned optimizer's run, by `learned_losses`."""
+    terms = {}
+
+    def keep_terms(t):
+        if t in report:
+            terms[t] = network.terms
+
     network.restart()
-    losses, terms = np.full(steps + 1, np.nan), {}
-    for step in range(steps + 1):
-        loss = problem.loss(params, step)
-        losses[step] = loss.item()
-        if step == steps or not np.isfinite(losses[step]):
-            break
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        if step + 1 in report:
-            terms[step + 1] = network.terms
+    losses = learned_losses({"all": network}, problem, theta0, steps, after_step=keep_terms)
     return losses, terms
 
 

@@ -69,7 +69,6 @@ def test_adam_output_is_the_nominal_adam_step_rescaled_and_corrected():
     np.testing.assert_allclose(update.data, expected, rtol=1e-12)
 
 
-
 def test_the_adam_terms_are_the_scale_and_the_correction_of_the_update():
     net = CoordinatewiseLSTM(replace(IMPROVED, dtype="float64"))
     net.out_weight.data[...] = np.random.default_rng(2).normal(size=net.out_weight.shape)
@@ -92,6 +91,7 @@ def test_the_adam_terms_are_the_scale_and_the_correction_of_the_update():
     paper = CoordinatewiseLSTM(NetworkConfig(layers=(3,)))
     with pytest.raises(ValueError, match="adam_terms: the network's output is 'update'"):
         paper.adam_terms(paper.head(grad, paper.initial_state(3))[0])
+
 
 def test_at_the_start_the_improved_optimizer_is_adam_at_its_nominal_learning_rate():
     rng = np.random.default_rng(0)

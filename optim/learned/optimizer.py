@@ -310,10 +310,11 @@ class LearnedOptimizer(Optimizer):
                          + lines[1:])
 
 
-def learned_losses(networks, problem, theta0, steps, assign=None):
+def learned_losses(networks, problem, theta0, steps, assign=None, after_step=None):
     """f(theta_0), ..., f(theta_steps) of the learned optimizer run on `problem`, as a float
     array, with no meta-graph: the trained networks used as a plain optimizer. Once the loss
-    stops being finite, the rest is NaN."""
+    stops being finite, the rest is NaN. `after_step(t)`, if given, is called once theta_t
+    is made (t = 1..steps), e.g. to read the networks' state (examples/what_it_learned.py)."""
     params = [mg.Tensor(p, requires_grad=True, dtype=p.dtype) for p in theta0]
     optimizer = LearnedOptimizer(params, networks, assign=assign)
     losses = np.empty(steps + 1)
@@ -326,4 +327,6 @@ def learned_losses(networks, problem, theta0, steps, assign=None):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+        if after_step is not None:
+            after_step(step + 1)
     return losses
